@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The server of each system runs in a child process: the harness re-executes
+// its own binary as
+//
+//	bench -serve SYSTEM -addr 127.0.0.1:0 [-rawcodec]
+//
+// The child prints "addr HOST:PORT" on stdout once it listens, then answers a
+// line protocol on stdin/stdout:
+//
+//	usage -> "usage MALLOCS TOTALALLOC CPU_NS"  (runtime.MemStats + getrusage)
+//	gc    -> "ok"                               (runtime.GC, between runs)
+//	quit  -> exits
+//
+// EOF on stdin (the harness died) also makes the child exit.
+
+// childTimeout bounds every wait on the child: start-up, a control request,
+// and exit after quit.
+const childTimeout = 10 * time.Second
+
+// serveMain is the child's main: it serves system name on addr until stdin
+// says quit or closes.
+func serveMain(name, addr string, rawCodec bool, stdin io.Reader, stdout io.Writer) error {
+	sys, err := lookupSystem(name)
+	if err != nil {
+		return err
+	}
+	srv, err := sys.newServer(rawCodec)
+	if err != nil {
+		return fmt.Errorf("bench: %s server: %w", name, err)
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("bench: listen: %w", err)
+	}
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(lis) }()
+
+	out := bufio.NewWriter(stdout)
+	reply := func(format string, args ...any) error {
+		fmt.Fprintf(out, format+"\n", args...)
+		return out.Flush()
+	}
+	err = reply("addr %s", lis.Addr())
+	sc := bufio.NewScanner(stdin)
+	for err == nil && sc.Scan() {
+		switch cmd := strings.TrimSpace(sc.Text()); cmd {
+		case "usage":
+			var u usage
+			if u, err = readUsage(); err == nil {
+				err = reply("usage %s", u)
+			}
+		case "gc":
+			runtime.GC()
+			err = reply("ok")
+		case "quit":
+			err = io.EOF
+		default:
+			err = reply("error unknown command %q", cmd)
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	cerr := srv.Close()
+	lis.Close()
+	select {
+	case <-serveDone:
+	case <-time.After(childTimeout):
+		return errors.Join(err, fmt.Errorf("bench: %s server did not stop", name))
+	}
+	return errors.Join(err, cerr)
+}
+
+// child is the harness's handle on a server process.
+type child struct {
+	cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	lines    chan string   // stdout lines; closed when stdout closes
+	closing  chan struct{} // closed by stop: stdout lines are then discarded
+	done     chan struct{} // closed when the process has been waited for
+	stopOnce sync.Once
+	addr     string
+}
+
+// startChild starts the server of system name in a child process and waits
+// for its address. The child is killed when ctx is done.
+func startChild(ctx context.Context, name string, rawCodec bool) (*child, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench: executable: %w", err)
+	}
+	args := []string{"-serve", name, "-addr", "127.0.0.1:0"}
+	if rawCodec {
+		args = append(args, "-rawcodec")
+	}
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = childSysProcAttr()
+	cmd.WaitDelay = time.Second
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("bench: stdin pipe: %w", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("bench: stdout pipe: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: start %s server: %w", name, err)
+	}
+	c := &child{
+		cmd: cmd, stdin: stdin, lines: make(chan string),
+		closing: make(chan struct{}), done: make(chan struct{}),
+	}
+	// The reader ends when stdout closes, which the process exit (or
+	// cmd.Wait's WaitDelay) guarantees.
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		defer close(c.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case c.lines <- sc.Text():
+			case <-c.closing: // drain until EOF so the child never blocks on stdout
+			}
+		}
+	}()
+	go func() {
+		<-readerDone
+		cmd.Wait()
+		close(c.done)
+	}()
+	line, err := c.readLine()
+	if err != nil {
+		c.stop()
+		return nil, fmt.Errorf("bench: %s server start: %w", name, err)
+	}
+	addr, ok := strings.CutPrefix(line, "addr ")
+	if !ok {
+		c.stop()
+		return nil, fmt.Errorf("bench: %s server start: unexpected line %q", name, line)
+	}
+	c.addr = addr
+	return c, nil
+}
+
+func (c *child) readLine() (string, error) {
+	select {
+	case line, ok := <-c.lines:
+		if !ok {
+			return "", errors.New("child exited")
+		}
+		return line, nil
+	case <-time.After(childTimeout):
+		return "", errors.New("child did not answer in time")
+	}
+}
+
+// request sends one control command and returns the reply line.
+func (c *child) request(cmd string) (string, error) {
+	if _, err := io.WriteString(c.stdin, cmd+"\n"); err != nil {
+		return "", fmt.Errorf("bench: child %s: %w", cmd, err)
+	}
+	line, err := c.readLine()
+	if err != nil {
+		return "", fmt.Errorf("bench: child %s: %w", cmd, err)
+	}
+	return line, nil
+}
+
+// usage returns the child's resource counters.
+func (c *child) usage() (usage, error) {
+	line, err := c.request("usage")
+	if err != nil {
+		return usage{}, err
+	}
+	rest, ok := strings.CutPrefix(line, "usage ")
+	if !ok {
+		return usage{}, fmt.Errorf("bench: child usage: unexpected line %q", line)
+	}
+	return parseUsage(rest)
+}
+
+// gc runs a garbage collection in the child.
+func (c *child) gc() error {
+	_, err := c.request("gc")
+	return err
+}
+
+// kill ends the child at once (used when a run is stuck).
+func (c *child) kill() {
+	c.cmd.Process.Kill()
+}
+
+// stop asks the child to quit, kills it if it does not exit in time, and
+// waits for it. It is safe to call more than once.
+func (c *child) stop() {
+	c.stopOnce.Do(func() {
+		close(c.closing)
+		io.WriteString(c.stdin, "quit\n")
+		c.stdin.Close()
+	})
+	select {
+	case <-c.done:
+		return
+	case <-time.After(2 * time.Second):
+	}
+	c.cmd.Process.Kill()
+	<-c.done // bounded: Wait returns once the killed process is reaped (WaitDelay caps the pipes)
+}

@@ -1,0 +1,220 @@
+// Command bench measures seedrpc side by side with peer RPC stacks on
+// loopback: the same BenchmarkMessage payload, an echo handler, the server of
+// each system in a child process, every reply decoded (or, for the raw
+// ceilings, compared byte for byte) and checked.
+//
+//	go run . -duration 3s -concurrency 1,16,256
+//	go run . -json -duration 3s -concurrency 16,256 -systems seedrpc,netrpc-gob
+//	go run . -svg ../docs/bench.svg
+//
+// See docs/BENCHMARKS.md for what each system does and does not do.
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	registerGRPCCodec()
+	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// options are the parsed flags.
+type options struct {
+	runConfig
+	concurrency []int
+	systems     []system
+	json        bool
+	svg         string
+	rounds      int
+}
+
+// run is main without the process: it parses args and either serves (child
+// mode) or runs the benchmark.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	duration := fs.Duration("duration", 3*time.Second, "measured time per system and concurrency")
+	warmup := fs.Duration("warmup", 300*time.Millisecond, "unmeasured warm-up before each measurement")
+	conc := fs.String("concurrency", "1,16,256", "comma-separated numbers of concurrent callers")
+	sysList := fs.String("systems", "all", "comma-separated systems: seedrpc, netrpc-gob, netrpc-msgpack, grpc-msgpack, rawtcp, rawmux")
+	conns := fs.Int("conns", 10, "client connections for seedrpc's pool, rawmux, net/rpc and grpc (rawtcp uses one per caller)")
+	rawCodec := fs.Bool("rawcodec", false, "raw systems msgpack-encode/decode the struct on both sides instead of echoing pre-encoded bytes")
+	jsonOut := fs.Bool("json", false, "print one JSON object per result line instead of a table")
+	rounds := fs.Int("rounds", 1, "repeat every measurement this many times and report the median (by calls/s)")
+	svg := fs.String("svg", "", "write an SVG chart of calls/s against concurrency to this file")
+	serve := fs.String("serve", "", "internal: serve this system (child process mode)")
+	addr := fs.String("addr", "127.0.0.1:0", "internal: listen address in -serve mode")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bench: unexpected arguments %q", fs.Args())
+	}
+	if *serve != "" {
+		return serveMain(*serve, *addr, *rawCodec, stdin, stdout)
+	}
+
+	opts := options{
+		runConfig: runConfig{warmup: *warmup, duration: *duration, conns: *conns, rawCodec: *rawCodec},
+		json:      *jsonOut,
+		svg:       *svg,
+		rounds:    *rounds,
+	}
+	if *duration <= 0 || *warmup < 0 || *conns <= 0 || *rounds <= 0 {
+		return errors.New("bench: -duration, -conns and -rounds must be positive, -warmup not negative")
+	}
+	var err error
+	if opts.concurrency, err = parseInts(*conc); err != nil {
+		return err
+	}
+	if opts.systems, err = lookupSystems(*sysList); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runAll(ctx, opts, stdout, stderr)
+}
+
+// runAll measures every system at every concurrency, -rounds times. With
+// one round each result is printed as it is measured; with more, every
+// round's rows go to stderr and the final output holds, per point, the round
+// with the median calls/s. A failing system is reported and the others still
+// run; the returned error names every failure.
+func runAll(ctx context.Context, opts options, stdout, stderr io.Writer) error {
+	var errs []error
+	rounds := max(opts.rounds, 1)
+	info := machineLine(opts)
+	if opts.json {
+		fmt.Fprintln(stderr, info)
+	} else {
+		fmt.Fprintln(stdout, info)
+		fmt.Fprintln(stdout)
+		printHeader(stdout)
+	}
+	enc := json.NewEncoder(stdout)
+	emit := func(r result) error {
+		if opts.json {
+			return enc.Encode(r)
+		}
+		printRow(stdout, r)
+		return nil
+	}
+	byPoint := make(map[string][]result)
+	var order []string
+	for round := 1; round <= rounds && ctx.Err() == nil; round++ {
+		if rounds > 1 {
+			fmt.Fprintf(stderr, "round %d of %d\n", round, rounds)
+		}
+		for _, sys := range opts.systems {
+			if ctx.Err() != nil {
+				break
+			}
+			rs, err := runSystem(ctx, sys, opts)
+			for _, r := range rs {
+				key := fmt.Sprintf("%s/%d", r.System, r.Concurrency)
+				if _, ok := byPoint[key]; !ok {
+					order = append(order, key)
+				}
+				byPoint[key] = append(byPoint[key], r)
+				if rounds == 1 {
+					if err := emit(r); err != nil {
+						return err
+					}
+				} else {
+					printRow(stderr, r)
+				}
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "%s: FAILED: %v\n", sys.name, err)
+				errs = append(errs, fmt.Errorf("%s: %w", sys.name, err))
+			}
+		}
+	}
+	var results []result
+	for _, key := range order {
+		r := median(byPoint[key])
+		results = append(results, r)
+		if rounds > 1 {
+			if err := emit(r); err != nil {
+				return err
+			}
+		}
+	}
+	if !opts.json {
+		printLegend(stdout, opts)
+	}
+	if opts.svg != "" && len(results) > 0 {
+		if err := os.WriteFile(opts.svg, []byte(renderSVG(results, info)), 0o644); err != nil {
+			errs = append(errs, fmt.Errorf("bench: write svg: %w", err))
+		}
+	}
+	if ctx.Err() != nil {
+		errs = append(errs, ctx.Err())
+	}
+	return errors.Join(errs...)
+}
+
+// median returns the result with the median calls/s (the lower middle for
+// an even count), so all its figures come from one consistent run.
+func median(rs []result) result {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b result) int { return cmp.Compare(a.CallsPerSec, b.CallsPerSec) })
+	return s[(len(s)-1)/2]
+}
+
+// runSystem starts the system's server child, measures every concurrency,
+// and always stops the child.
+func runSystem(ctx context.Context, sys system, opts options) ([]result, error) {
+	ch, err := startChild(ctx, sys.name, opts.rawCodec)
+	if err != nil {
+		return nil, err
+	}
+	defer ch.stop()
+	var out []result
+	for _, n := range opts.concurrency {
+		r, err := runLevel(ctx, sys, ch, n, opts.runConfig)
+		if r.Calls > 0 {
+			out = append(out, r)
+		}
+		if err != nil {
+			return out, fmt.Errorf("concurrency %d: %w", n, err)
+		}
+	}
+	return out, nil
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("bench: bad concurrency %q", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("bench: empty -concurrency")
+	}
+	return out, nil
+}

@@ -1,0 +1,352 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/seedrpc/rpc/internal/wire"
+	"github.com/seedrpc/rpc/lb"
+)
+
+// callState is the machinery behind a Call: its deadline, its attempts on
+// one or more connections (retries, hedges), and the once-only finish.
+type callState struct {
+	call     *Call // the Call that embeds this state
+	client   *Client
+	opts     callOptions
+	service  string
+	oneway   bool
+	start    time.Time
+	deadline time.Time // zero: none
+	callback func(*Call)
+	timer    *time.Timer
+	hedger   *time.Timer
+	// finished is set by whoever finishes the call; everyone else backs off.
+	finished atomic.Bool
+
+	mu sync.Mutex // guards the fields below
+	// live are the attempts that may still complete.
+	live []*attempt
+	// tried are the addresses attempted, so retries and hedges go elsewhere.
+	tried []string
+	// retries counts retries used; safeRetries counts retries of requests
+	// that never ran (not sent, or refused by a draining server).
+	retries, safeRetries int
+	// first is the first attempt, kept inline to save an allocation.
+	first attempt
+}
+
+// attempt is one request on one connection.
+type attempt struct {
+	call   *Call
+	target *target // nil for a client of one server
+	cc     *clientConn
+	addr   string
+	seq    uint64
+	start  time.Time
+	lbDone func(lb.DoneInfo)
+}
+
+// maxSafeRetries bounds retries of requests that never ran.
+const maxSafeRetries = 3
+
+// completed is called by the reader with a response for a.
+func (a *attempt) completed(status wire.Status, body []byte) {
+	call := a.call
+	st := &call.st
+	if status != wire.StatusOK {
+		err := statusError(status, string(body))
+		if status == wire.StatusShuttingDown || status == wire.StatusOverloaded {
+			// The call did not run: safe to try another instance.
+			st.attemptFailed(a, err, false)
+			return
+		}
+		if status == wire.StatusTimeout {
+			a.report(err, err)
+			err = fmt.Errorf("rpc: call %s to %s: %w", call.ServiceMethod, a.addr, err)
+		} else {
+			a.report(err, nil)
+		}
+		if st.finished.CompareAndSwap(false, true) {
+			st.done(a, err)
+		}
+		return
+	}
+	if !st.finished.CompareAndSwap(false, true) {
+		a.report(nil, nil)
+		return // a hedge or the timer won
+	}
+	var err error
+	if call.Reply != nil {
+		if derr := st.client.opts.codec.Unmarshal(body, call.Reply); derr != nil {
+			err = fmt.Errorf("rpc: call %s to %s: decoding reply: %w", call.ServiceMethod, a.addr, derr)
+		}
+	}
+	a.report(nil, nil)
+	st.done(a, err)
+}
+
+// failed is called when a's connection broke; sent says whether the
+// request may have reached the server.
+func (a *attempt) failed(cause error, sent bool) {
+	err := fmt.Errorf("rpc: call %s to %s: %w (%w)", a.call.ServiceMethod, a.addr, ErrShutdown, cause)
+	a.call.st.attemptFailed(a, err, sent)
+}
+
+// report feeds the outcome to the balancer and to outlier detection.
+// transportErr is nil for answers from the server (even error answers).
+func (a *attempt) report(err, transportErr error) {
+	if a.lbDone != nil {
+		a.lbDone(lb.DoneInfo{Err: err, Latency: time.Since(a.start)})
+		a.lbDone = nil
+	}
+	if a.target != nil {
+		a.target.outcome(a.addr, transportErr)
+	}
+}
+
+// attemptFailed decides between another attempt and failing the call.
+func (st *callState) attemptFailed(a *attempt, err error, sent bool) {
+	a.report(err, err)
+	st.mu.Lock()
+	st.removeLive(a)
+	others := len(st.live)
+	retry := false
+	if !st.finished.Load() {
+		switch {
+		case !sent && st.safeRetries < maxSafeRetries:
+			st.safeRetries++
+			retry = true
+		case sent && st.retries < st.opts.retries && st.budgetLeft():
+			st.retries++
+			retry = true
+		}
+	}
+	st.mu.Unlock()
+	if retry {
+		st.client.goAsync(func() { st.next(err) })
+		return
+	}
+	if others > 0 {
+		return // a hedge is still running
+	}
+	st.finish(err)
+}
+
+// budgetLeft reports whether enough of the deadline is left to retry.
+func (st *callState) budgetLeft() bool {
+	if st.deadline.IsZero() {
+		return true
+	}
+	left := time.Until(st.deadline)
+	return left > 2*time.Millisecond && left > st.deadline.Sub(st.start)/10
+}
+
+func (st *callState) removeLive(a *attempt) {
+	for i, l := range st.live {
+		if l == a {
+			st.live = append(st.live[:i], st.live[i+1:]...)
+			return
+		}
+	}
+}
+
+// next starts a retry after a short jittered backoff; prev is the error of
+// the attempt before.
+func (st *callState) next(prev error) {
+	st.mu.Lock()
+	n := st.retries + st.safeRetries
+	st.mu.Unlock()
+	backoff := min(5*time.Millisecond<<min(n-1, 6), 200*time.Millisecond)
+	backoff = backoff/2 + rand.N(backoff/2+1)
+	if !st.deadline.IsZero() {
+		backoff = min(backoff, time.Until(st.deadline)/4)
+	}
+	if backoff > 0 {
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-st.client.stop:
+			t.Stop()
+			st.finish(prev)
+			return
+		}
+	}
+	if st.finished.Load() {
+		return
+	}
+	st.launch(context.Background())
+}
+
+// launch picks an instance and sends one attempt; on a failure that
+// happened before the request left, it moves on by itself.
+func (st *callState) launch(ctx context.Context) {
+	call := st.callOf()
+	for {
+		if st.finished.Load() {
+			return
+		}
+		st.mu.Lock()
+		tried := st.tried
+		st.mu.Unlock()
+		t, addr, lbDone, err := st.client.route(st.service, &st.opts, tried)
+		if err != nil {
+			st.mu.Lock()
+			others := len(st.live)
+			st.mu.Unlock()
+			if others == 0 {
+				st.finish(fmt.Errorf("rpc: call %s: %w", call.ServiceMethod, err))
+			}
+			return
+		}
+		a := &st.first
+		st.mu.Lock()
+		if len(st.tried) > 0 {
+			a = new(attempt)
+		}
+		*a = attempt{call: call, target: t, addr: addr, start: time.Now(), lbDone: lbDone}
+		st.tried = append(st.tried, addr)
+		st.live = append(st.live, a)
+		st.mu.Unlock()
+		err = st.client.send(ctx, st, a)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, errNotRetryable) {
+			a.report(nil, nil)
+			st.mu.Lock()
+			st.removeLive(a)
+			st.mu.Unlock()
+			st.finish(err)
+			return
+		}
+		// Not sent: the instance is unusable right now; try another.
+		a.report(err, err)
+		st.mu.Lock()
+		st.removeLive(a)
+		retry := st.safeRetries < maxSafeRetries && !st.finished.Load()
+		st.safeRetries++
+		others := len(st.live)
+		st.mu.Unlock()
+		if !retry {
+			if others == 0 {
+				st.finish(err)
+			}
+			return
+		}
+	}
+}
+
+// hedge sends a backup attempt if the call is still running.
+func (st *callState) hedge() {
+	if st.finished.Load() {
+		return
+	}
+	st.launch(context.Background())
+}
+
+// expire ends the call at its deadline.
+func (st *callState) expire() {
+	call := st.callOf()
+	st.finish(fmt.Errorf("rpc: call %s: %w after %v", call.ServiceMethod, ErrTimeout, time.Since(st.start).Round(time.Millisecond)))
+}
+
+// finish ends the call with err unless it has ended already, cancelling
+// every attempt still pending.
+func (st *callState) finish(err error) {
+	if !st.finished.CompareAndSwap(false, true) {
+		return
+	}
+	st.done(nil, err)
+}
+
+// done delivers the call after finished was set; winner (may be nil) is the
+// attempt that answered.
+func (st *callState) done(winner *attempt, err error) {
+	st.mu.Lock()
+	if st.timer != nil {
+		st.timer.Stop()
+	}
+	if st.hedger != nil {
+		st.hedger.Stop()
+	}
+	live := st.live
+	st.live = nil
+	type sent struct {
+		cc  *clientConn
+		seq uint64
+	}
+	var cancels []sent
+	for _, a := range live {
+		if a != winner && a.cc != nil {
+			cancels = append(cancels, sent{a.cc, a.seq})
+		}
+	}
+	st.mu.Unlock()
+	for _, s := range cancels {
+		s.cc.cancel(s.seq)
+	}
+	for _, a := range live {
+		if a != winner && a.cc != nil {
+			if errors.Is(err, ErrTimeout) {
+				a.report(err, err)
+			} else {
+				a.report(nil, nil)
+			}
+		}
+	}
+	call := st.callOf()
+	call.Error = err
+	st.client.deliver(call)
+}
+
+// callOf returns the Call that embeds st.
+func (st *callState) callOf() *Call { return st.call }
+
+// errNotRetryable marks a send failure that another instance cannot fix
+// (the args do not encode, the frame is too large).
+var errNotRetryable = errors.New("rpc: not retryable")
+
+// statusError turns a response status into the error a caller sees.
+func statusError(status wire.Status, msg string) error {
+	switch status {
+	case wire.StatusServerError:
+		return ServerError(msg)
+	case wire.StatusNoService:
+		return wrapMsg(ErrNoService, msg)
+	case wire.StatusNoMethod:
+		return wrapMsg(ErrNoMethod, msg)
+	case wire.StatusBadRequest:
+		return wrapMsg(ErrBadRequest, msg)
+	case wire.StatusOverloaded:
+		return wrapMsg(ErrOverloaded, msg)
+	case wire.StatusTimeout:
+		return wrapMsg(ErrTimeout, msg)
+	case wire.StatusShuttingDown:
+		return wrapMsg(ErrServerShuttingDown, msg)
+	case wire.StatusInternalError:
+		return wrapMsg(ErrInternal, msg)
+	}
+	return fmt.Errorf("rpc: unknown response status %d: %s", status, msg)
+}
+
+// remoteError carries the server's message and matches a sentinel.
+type remoteError struct {
+	sentinel error
+	msg      string
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.sentinel }
+
+func wrapMsg(sentinel error, msg string) error {
+	if msg == "" {
+		return sentinel
+	}
+	return &remoteError{sentinel, msg}
+}

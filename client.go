@@ -1,0 +1,418 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/seedrpc/rpc/internal/wire"
+	"github.com/seedrpc/rpc/lb"
+)
+
+// Client calls remote services over pooled, multiplexed connections. It is
+// safe for concurrent use. Dial makes a client of one server; NewClient
+// one that discovers the instances of each service in a registry.
+type Client struct {
+	opts    clientOptions
+	network string
+	static  string // Dial's address; "" for a discovering client
+
+	// pools holds the *connPool of each address; targets the *target of
+	// each service (discovery). Both are read on every call, without a lock.
+	pools   sync.Map
+	targets sync.Map
+
+	mu     sync.Mutex // guards closed and the creation of pools and targets
+	closed bool
+
+	stop chan struct{} // closed by Close
+	// wg tracks every goroutine the client starts: readers, dials, the
+	// health loop, watchers, callbacks, retries.
+	wg sync.WaitGroup
+}
+
+// Dial returns a client of the server at addr. Connections are made as
+// calls need them, so Dial fails only if the first connection cannot be
+// made.
+func Dial(network, addr string, opts ...ClientOption) (*Client, error) {
+	c, err := newClient(network, addr, opts)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.dialTimeout)
+	defer cancel()
+	if _, err := c.pool(addr).get(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// NewClient returns a client that finds the instances of each service in
+// the registry given with WithRegistry and picks one per call with the
+// balancer given with WithBalancer (default lb.RoundRobin()).
+func NewClient(opts ...ClientOption) (*Client, error) {
+	c, err := newClient("tcp", "", opts)
+	if err != nil {
+		return nil, err
+	}
+	if c.opts.registry == nil {
+		c.Close()
+		return nil, errors.New("rpc: NewClient needs WithRegistry (or use Dial for one server)")
+	}
+	return c, nil
+}
+
+func newClient(network, addr string, opts []ClientOption) (*Client, error) {
+	o := defaultClientOptions()
+	for _, opt := range opts {
+		if opt != nil {
+			opt.applyClient(&o)
+		}
+	}
+	if o.call.timeout < 0 {
+		return nil, fmt.Errorf("rpc: negative timeout %v", o.call.timeout)
+	}
+	c := &Client{
+		opts:    o,
+		network: network,
+		static:  addr,
+		stop:    make(chan struct{}),
+	}
+	c.wg.Add(1)
+	go c.healthLoop()
+	return c, nil
+}
+
+// Call calls serviceMethod ("Service.Method") and waits for its reply.
+func (c *Client) Call(serviceMethod string, args, reply any, opts ...CallOption) error {
+	return c.CallContext(context.Background(), serviceMethod, args, reply, opts...)
+}
+
+// CallContext is Call bounded by ctx: when ctx ends first, the call returns
+// ctx's error (a deadline also matches ErrTimeout) and the server is told to
+// cancel the handler.
+func (c *Client) CallContext(ctx context.Context, serviceMethod string, args, reply any, opts ...CallOption) error {
+	call := c.newCall(serviceMethod, args, reply, make(chan *Call, 1), opts)
+	if err := ctx.Err(); err != nil {
+		return ctxError(call, err)
+	}
+	c.start(ctx, call)
+	if ctx.Done() == nil {
+		<-call.Done
+		return call.Error
+	}
+	select {
+	case <-call.Done:
+	case <-ctx.Done():
+		call.st.finish(ctxError(call, ctx.Err()))
+		<-call.Done
+	}
+	return call.Error
+}
+
+// ctxError wraps a context's error; a deadline matches ErrTimeout too.
+func ctxError(call *Call, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("rpc: call %s: %w (%w)", call.ServiceMethod, ErrTimeout, err)
+	}
+	return fmt.Errorf("rpc: call %s: %w", call.ServiceMethod, err)
+}
+
+// Go calls serviceMethod asynchronously and returns its Call; the Call is
+// sent on done when it completes. A nil done gets a new channel of capacity
+// 1. As in net/rpc, done must be buffered: an unbuffered one is refused
+// (the Call comes back finished with an error, on a new buffered Done). A
+// reply is never dropped: if done is full, delivery waits on a goroutine
+// the client owns until there is room or the client is closed.
+func (c *Client) Go(serviceMethod string, args, reply any, done chan *Call, opts ...CallOption) *Call {
+	if done == nil {
+		done = make(chan *Call, 1)
+	} else if cap(done) == 0 {
+		call := c.newCall(serviceMethod, args, reply, make(chan *Call, 1), opts)
+		call.Error = errors.New("rpc: done channel is unbuffered")
+		call.Done <- call
+		return call
+	}
+	call := c.newCall(serviceMethod, args, reply, done, opts)
+	c.start(context.Background(), call)
+	return call
+}
+
+// Callback calls serviceMethod asynchronously and runs fn with the finished
+// Call exactly once, on a goroutine the client owns (never the connection's
+// reader). Close waits for running callbacks.
+func (c *Client) Callback(serviceMethod string, args, reply any, fn func(*Call), opts ...CallOption) {
+	call := c.newCall(serviceMethod, args, reply, nil, opts)
+	call.st.callback = fn
+	c.start(context.Background(), call)
+}
+
+// Oneway sends a call whose reply nobody waits for; the handler's error, if
+// any, is logged by the server. It returns once the request is written to a
+// connection, bounded by the call's timeout.
+func (c *Client) Oneway(serviceMethod string, args any, opts ...CallOption) error {
+	call := c.newCall(serviceMethod, args, nil, make(chan *Call, 1), opts)
+	call.st.oneway = true
+	ctx := context.Background()
+	if !call.st.deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, call.st.deadline)
+		defer cancel()
+	}
+	c.start(ctx, call)
+	<-call.Done
+	return call.Error
+}
+
+// newCall prepares a Call with the client's default options and opts.
+func (c *Client) newCall(serviceMethod string, args, reply any, done chan *Call, opts []CallOption) *Call {
+	call := &Call{ServiceMethod: serviceMethod, Args: args, Reply: reply, Done: done}
+	st := &call.st
+	st.call = call
+	st.client = c
+	st.opts = c.opts.call
+	for _, o := range opts {
+		if o != nil {
+			o.applyCall(&st.opts)
+		}
+	}
+	st.start = time.Now()
+	if st.opts.timeout > 0 {
+		st.deadline = st.start.Add(st.opts.timeout)
+	}
+	return call
+}
+
+// start validates the call, arms its timer and launches the first attempt.
+func (c *Client) start(ctx context.Context, call *Call) {
+	st := &call.st
+	if dl, ok := ctx.Deadline(); ok && (st.deadline.IsZero() || dl.Before(st.deadline)) {
+		st.deadline = dl
+	}
+	dot := -1
+	for i := len(call.ServiceMethod) - 1; i >= 0; i-- {
+		if call.ServiceMethod[i] == '.' {
+			dot = i
+			break
+		}
+	}
+	if dot <= 0 || dot == len(call.ServiceMethod)-1 {
+		st.finish(fmt.Errorf("%w: malformed method name %q, want \"Service.Method\"", ErrNoMethod, call.ServiceMethod))
+		return
+	}
+	st.service = call.ServiceMethod[:dot]
+	if c.isClosed() {
+		st.finish(fmt.Errorf("rpc: call %s: %w", call.ServiceMethod, ErrShutdown))
+		return
+	}
+	if !st.deadline.IsZero() && !st.oneway {
+		d := time.Until(st.deadline)
+		if d <= 0 {
+			st.expire()
+			return
+		}
+		st.mu.Lock()
+		st.timer = time.AfterFunc(d, st.expire)
+		st.mu.Unlock()
+	}
+	if st.opts.hedge > 0 && !st.oneway {
+		st.mu.Lock()
+		st.hedger = time.AfterFunc(st.opts.hedge, func() { c.goAsync(st.hedge) })
+		st.mu.Unlock()
+	}
+	st.launch(ctx)
+}
+
+// send encodes the call and writes it on a connection to a.addr. An error
+// means the request did not leave; it wraps errNotRetryable when no other
+// instance could do better.
+func (c *Client) send(ctx context.Context, st *callState, a *attempt) error {
+	call := st.call
+	cc, err := c.pool(a.addr).get(ctx)
+	if err != nil {
+		return err
+	}
+	cc.lastUsed.Store(a.start.UnixNano())
+	bp := getBuf(wire.HeaderSize + len(call.ServiceMethod))
+	defer putBuf(bp)
+	buf := *bp
+	copy(buf[wire.HeaderSize:], call.ServiceMethod)
+	metaStart := len(buf)
+	if !st.deadline.IsZero() {
+		buf = wire.AppendTimeout(buf, time.Until(st.deadline))
+	}
+	for _, kv := range st.opts.meta {
+		if buf, err = wire.AppendMeta(buf, kv.key, []byte(kv.val)); err != nil {
+			*bp = buf[:0]
+			return fmt.Errorf("rpc: call %s: %w: %w", call.ServiceMethod, errNotRetryable, err)
+		}
+	}
+	bodyStart := len(buf)
+	buf, err = c.opts.codec.AppendMarshal(buf, call.Args)
+	*bp = buf[:0]
+	if err != nil {
+		return fmt.Errorf("rpc: call %s: %w: encoding args: %w", call.ServiceMethod, errNotRetryable, err)
+	}
+	if n := len(buf) - wire.HeaderSize; n > c.opts.maxFrame {
+		return fmt.Errorf("rpc: call %s: %w: request of %d bytes exceeds the frame limit of %d", call.ServiceMethod, errNotRetryable, n, c.opts.maxFrame)
+	}
+	typ := wire.TypeRequest
+	if st.oneway {
+		typ = wire.TypeOneway
+	}
+	hdr := wire.Header{
+		Type:      typ,
+		Codec:     c.opts.codec.ID(),
+		MethodLen: uint16(len(call.ServiceMethod)),
+		MetaLen:   uint32(bodyStart - metaStart),
+		BodyLen:   uint32(len(buf) - bodyStart),
+	}
+	if st.oneway {
+		hdr.Seq = cc.seq.Add(1)
+		wire.PutHeader(buf, &hdr)
+		if err := cc.w.Write(ctx, buf, true); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("rpc: call %s: %w: %w", call.ServiceMethod, errNotRetryable, ctxError(call, ctx.Err()))
+			}
+			return fmt.Errorf("rpc: call %s to %s: %w", call.ServiceMethod, a.addr, err)
+		}
+		a.report(nil, nil)
+		st.mu.Lock()
+		st.removeLive(a)
+		st.mu.Unlock()
+		st.finish(nil)
+		return nil
+	}
+	seq, err := cc.register(a)
+	if err != nil {
+		return fmt.Errorf("rpc: call %s to %s: %w", call.ServiceMethod, a.addr, err)
+	}
+	st.mu.Lock()
+	a.cc, a.seq = cc, seq
+	st.mu.Unlock()
+	hdr.Seq = seq
+	wire.PutHeader(buf, &hdr)
+	if err := cc.w.Write(ctx, buf, false); err != nil {
+		if cc.unregister(seq) {
+			return fmt.Errorf("rpc: call %s to %s: %w", call.ServiceMethod, a.addr, err)
+		}
+		// The reader failed the attempt already; it handles the retry.
+	}
+	if st.finished.Load() {
+		cc.cancel(seq) // finished (timed out) while we were sending
+	}
+	return nil
+}
+
+// deliver hands a finished call to its owner: Done channel or callback.
+func (c *Client) deliver(call *Call) {
+	if fn := call.st.callback; fn != nil {
+		c.goAsync(func() { fn(call) })
+		return
+	}
+	select {
+	case call.Done <- call:
+		return
+	default:
+	}
+	// Done is full: wait for room on a goroutine we own, never dropping.
+	c.goAsync(func() {
+		select {
+		case call.Done <- call:
+		case <-c.stop:
+			c.opts.logger.Warn("rpc: client closed before a reply could be delivered on a full Done channel", "method", call.ServiceMethod)
+		}
+	})
+}
+
+// goAsync runs fn on a goroutine the client tracks.
+func (c *Client) goAsync(fn func()) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		fn()
+	}()
+}
+
+// pool returns the connection pool of addr, creating it.
+func (c *Client) pool(addr string) *connPool {
+	if v, ok := c.pools.Load(addr); ok {
+		return v.(*connPool)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, _ := c.pools.LoadOrStore(addr, &connPool{client: c, addr: addr, closed: c.closed})
+	return v.(*connPool)
+}
+
+// route picks the address for the next attempt of a call to service; t is
+// nil for a client of one server.
+func (c *Client) route(service string, o *callOptions, tried []string) (t *target, addr string, done func(lb.DoneInfo), err error) {
+	if c.static != "" {
+		return nil, c.static, nil, nil
+	}
+	if t, err = c.target(service); err != nil {
+		return nil, "", nil, err
+	}
+	addr, done, err = t.pick(o, tried)
+	return t, addr, done, err
+}
+
+// onDraining stops routing new calls to addr, which is shutting down.
+func (c *Client) onDraining(addr string) {
+	c.targets.Range(func(_, v any) bool {
+		v.(*target).drain(addr)
+		return true
+	})
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// healthLoop pings silent connections and trims idle ones.
+func (c *Client) healthLoop() {
+	defer c.wg.Done()
+	tick := time.NewTicker(max(c.opts.keepalive/2, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case now := <-tick.C:
+			c.pools.Range(func(_, v any) bool {
+				v.(*connPool).check(now)
+				return true
+			})
+		}
+	}
+}
+
+// Close fails pending calls with ErrShutdown, closes every connection,
+// stops every goroutine the client started and waits for them. Calling it
+// again returns nil.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	close(c.stop)
+	c.targets.Range(func(_, v any) bool {
+		v.(*target).close()
+		return true
+	})
+	c.pools.Range(func(_, v any) bool {
+		v.(*connPool).close()
+		return true
+	})
+	c.wg.Wait()
+	return nil
+}

@@ -1,0 +1,235 @@
+package rpc
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/seedrpc/rpc/internal/wire"
+)
+
+// clientConn is one multiplexed connection to a server: a reader goroutine
+// matches responses to pending calls by sequence number; callers write
+// through a coalescing writer. When the reader exits it fails every pending
+// call with the first terminal error.
+type clientConn struct {
+	pool *connPool
+	nc   net.Conn
+	br   *bufio.Reader
+	w    *wire.Writer
+	seq  atomic.Uint64
+	// draining is set when the server sent a draining frame: no new calls.
+	draining atomic.Bool
+	// recvd is set by the reader on every frame and cleared by the health
+	// check, which pings a connection that stayed silent.
+	recvd atomic.Bool
+	// pingSent is when the outstanding ping went out (unix ns), 0 if none.
+	pingSent atomic.Int64
+	// lastUsed is when a call last started here (unix ns), for idle trimming.
+	lastUsed atomic.Int64
+	// load counts pending calls, read without the lock to pick the least busy.
+	load atomic.Int32
+
+	mu sync.Mutex // guards pending, err
+	// pending maps sequence numbers to calls awaiting a response.
+	pending map[uint64]*attempt
+	// err is set once the connection is dead; no call may be added after.
+	err error
+
+	done chan struct{} // closed when the reader has exited
+}
+
+func newClientConn(p *connPool, nc net.Conn) *clientConn {
+	cc := &clientConn{
+		pool:    p,
+		nc:      nc,
+		br:      bufio.NewReaderSize(nc, 32<<10),
+		w:       wire.NewWriter(nc),
+		pending: make(map[uint64]*attempt),
+		done:    make(chan struct{}),
+	}
+	cc.lastUsed.Store(time.Now().UnixNano())
+	return cc
+}
+
+// usable reports whether new calls may go here.
+func (cc *clientConn) usable() bool {
+	if cc.draining.Load() {
+		return false
+	}
+	select {
+	case <-cc.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// readLoop is the connection's reader goroutine.
+func (cc *clientConn) readLoop() {
+	err := cc.read()
+	cc.fail(err)
+	close(cc.done)
+	cc.pool.remove(cc)
+}
+
+func (cc *clientConn) read() error {
+	opts := &cc.pool.client.opts
+	var hb [wire.HeaderSize]byte
+	for {
+		if _, err := io.ReadFull(cc.br, hb[:]); err != nil {
+			return err
+		}
+		cc.recvd.Store(true)
+		cc.pingSent.Store(0)
+		h, err := wire.ParseHeader(hb[:], opts.maxFrame)
+		if err != nil {
+			opts.logger.Warn("rpc: closing connection: bad frame", "addr", cc.pool.addr, "err", err)
+			return err
+		}
+		switch h.Type {
+		case wire.TypeResponse:
+			cc.mu.Lock()
+			a := cc.pending[h.Seq]
+			if a != nil {
+				delete(cc.pending, h.Seq)
+				cc.load.Add(-1)
+			}
+			cc.mu.Unlock()
+			n := h.PayloadLen()
+			if a == nil { // timed out or cancelled: nobody waits
+				if _, err := cc.br.Discard(n); err != nil {
+					return err
+				}
+				continue
+			}
+			if n <= cc.br.Size() {
+				body, err := cc.br.Peek(n)
+				if err != nil {
+					a.failed(err, true)
+					return err
+				}
+				a.completed(h.Status, body[int(h.MethodLen)+int(h.MetaLen):])
+				cc.br.Discard(n)
+				continue
+			}
+			bp := getBuf(n)
+			if _, err := io.ReadFull(cc.br, *bp); err != nil {
+				putBuf(bp)
+				a.failed(err, true)
+				return err
+			}
+			a.completed(h.Status, (*bp)[int(h.MethodLen)+int(h.MetaLen):])
+			putBuf(bp)
+		case wire.TypePing:
+			if _, err := cc.br.Discard(h.PayloadLen()); err != nil {
+				return err
+			}
+			cc.writeControl(wire.TypePong, h.Seq)
+		case wire.TypePong:
+			if _, err := cc.br.Discard(h.PayloadLen()); err != nil {
+				return err
+			}
+		case wire.TypeDraining:
+			if _, err := cc.br.Discard(h.PayloadLen()); err != nil {
+				return err
+			}
+			cc.draining.Store(true)
+			cc.writeControl(wire.TypeDraining, 0) // acknowledge: we send no more
+			cc.pool.client.onDraining(cc.pool.addr)
+			cc.closeIfIdle()
+		default:
+			opts.logger.Warn("rpc: closing connection: unexpected frame from server", "addr", cc.pool.addr, "type", h.Type)
+			return fmt.Errorf("%w: unexpected %s frame from server", wire.ErrMalformed, h.Type)
+		}
+	}
+}
+
+// closeIfIdle closes a draining connection that has no call pending.
+func (cc *clientConn) closeIfIdle() {
+	if !cc.draining.Load() {
+		return
+	}
+	cc.mu.Lock()
+	idle := len(cc.pending) == 0
+	cc.mu.Unlock()
+	if idle {
+		cc.nc.Close()
+	}
+}
+
+// fail marks the connection dead and fails every pending call.
+func (cc *clientConn) fail(err error) {
+	cc.nc.Close()
+	cc.mu.Lock()
+	if cc.err == nil {
+		cc.err = err
+	}
+	pending := cc.pending
+	cc.pending = nil
+	cc.load.Store(0)
+	cc.mu.Unlock()
+	for _, a := range pending {
+		a.failed(err, true)
+	}
+}
+
+// register adds a to the pending map under a new sequence number.
+func (cc *clientConn) register(a *attempt) (uint64, error) {
+	seq := cc.seq.Add(1)
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.err != nil {
+		return 0, cc.err
+	}
+	cc.pending[seq] = a
+	cc.load.Add(1)
+	return seq, nil
+}
+
+// unregister removes seq; it reports whether it was still pending (nobody
+// else has completed or failed it).
+func (cc *clientConn) unregister(seq uint64) bool {
+	cc.mu.Lock()
+	_, ok := cc.pending[seq]
+	if ok {
+		delete(cc.pending, seq)
+		cc.load.Add(-1)
+	}
+	cc.mu.Unlock()
+	if ok && cc.draining.Load() {
+		cc.closeIfIdle()
+	}
+	return ok
+}
+
+// cancel abandons request seq and tells the server to cancel its handler.
+func (cc *clientConn) cancel(seq uint64) {
+	if cc.unregister(seq) {
+		cc.writeControl(wire.TypeCancel, seq)
+	}
+}
+
+// writeControl writes a frame with no payload, ignoring errors: a broken
+// connection is noticed by the reader.
+func (cc *clientConn) writeControl(t wire.Type, seq uint64) {
+	var b [wire.HeaderSize]byte
+	hdr := wire.Header{Type: t, Seq: seq}
+	wire.PutHeader(b[:], &hdr)
+	_ = cc.w.Write(context.Background(), b[:], false)
+}
+
+// ping sends a keepalive ping.
+func (cc *clientConn) ping() {
+	cc.pingSent.Store(time.Now().UnixNano())
+	cc.writeControl(wire.TypePing, 0)
+}
+
+// patchSeq writes seq into an encoded frame's header.
+func patchSeq(frame []byte, seq uint64) { binary.BigEndian.PutUint64(frame[8:16], seq) }

@@ -1,0 +1,362 @@
+package rpc
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"time"
+
+	"github.com/seedrpc/rpc/codec"
+	"github.com/seedrpc/rpc/internal/wire"
+	"github.com/seedrpc/rpc/lb"
+	"github.com/seedrpc/rpc/registry"
+)
+
+// ServerOption configures NewServer.
+type ServerOption interface{ applyServer(*serverOptions) }
+
+// ClientOption configures Dial and NewClient.
+type ClientOption interface{ applyClient(*clientOptions) }
+
+// Option is accepted by NewServer, Dial and NewClient alike: it means the
+// same on both sides.
+type Option interface {
+	ServerOption
+	ClientOption
+}
+
+// CallOption configures one call. Given to Dial or NewClient, a CallOption
+// becomes the default of every call of that client.
+type CallOption interface {
+	ClientOption
+	applyCall(*callOptions)
+}
+
+type serverOptions struct {
+	logger         *slog.Logger
+	tls            *tls.Config
+	maxFrame       int
+	connCalls      int
+	maxCalls       int
+	registry       registry.Registry
+	advertise      string
+	weight         int
+	meta           map[string]string
+	drainGrace     time.Duration
+	registerTimout time.Duration
+}
+
+func defaultServerOptions() serverOptions {
+	return serverOptions{
+		logger:         slog.New(slog.DiscardHandler),
+		maxFrame:       wire.DefaultMaxFrameSize,
+		connCalls:      256,
+		maxCalls:       10000,
+		drainGrace:     2 * time.Second,
+		registerTimout: 5 * time.Second,
+	}
+}
+
+type clientOptions struct {
+	logger      *slog.Logger
+	tls         *tls.Config
+	maxFrame    int
+	codec       codec.Codec
+	registry    registry.Registry
+	balancer    lb.Balancer
+	poolSize    int
+	dialTimeout time.Duration
+	keepalive   time.Duration
+	idleTimeout time.Duration
+	filter      map[string]string
+	ejectAfter  int
+	ejectFor    time.Duration
+	call        callOptions // defaults for every call
+}
+
+func defaultClientOptions() clientOptions {
+	return clientOptions{
+		logger:      slog.New(slog.DiscardHandler),
+		maxFrame:    wire.DefaultMaxFrameSize,
+		codec:       codec.Msgpack{},
+		balancer:    lb.RoundRobin(),
+		poolSize:    4,
+		dialTimeout: 3 * time.Second,
+		keepalive:   5 * time.Second,
+		idleTimeout: 5 * time.Minute,
+		ejectAfter:  5,
+		ejectFor:    time.Second,
+	}
+}
+
+type callOptions struct {
+	timeout time.Duration
+	hashKey string
+	retries int
+	hedge   time.Duration
+	filter  map[string]string
+	meta    []metaPair
+}
+
+type metaPair struct{ key, val string }
+
+type sharedOption struct {
+	s func(*serverOptions)
+	c func(*clientOptions)
+}
+
+func (o sharedOption) applyServer(so *serverOptions) { o.s(so) }
+func (o sharedOption) applyClient(co *clientOptions) { o.c(co) }
+
+type serverOption func(*serverOptions)
+
+func (f serverOption) applyServer(o *serverOptions) { f(o) }
+
+type clientOption func(*clientOptions)
+
+func (f clientOption) applyClient(o *clientOptions) { f(o) }
+
+type callOption func(*callOptions)
+
+func (f callOption) applyCall(o *callOptions)       { f(o) }
+func (f callOption) applyClient(o *clientOptions) { f(&o.call) }
+
+// WithRegistry makes a server announce its services in reg while it serves,
+// and a client (NewClient) discover instances there. Default: none.
+func WithRegistry(reg registry.Registry) Option {
+	return sharedOption{
+		s: func(o *serverOptions) { o.registry = reg },
+		c: func(o *clientOptions) { o.registry = reg },
+	}
+}
+
+// WithTLS serves or dials over TLS with cfg. A server config that sets
+// ClientAuth to tls.RequireAndVerifyClientCert asks for mutual TLS; a client
+// config then needs Certificates. Default: plain TCP.
+func WithTLS(cfg *tls.Config) Option {
+	return sharedOption{
+		s: func(o *serverOptions) { o.tls = cfg },
+		c: func(o *clientOptions) { o.tls = cfg },
+	}
+}
+
+// WithLogger sets where background goroutines report what they cannot
+// return (a dropped connection, a handler panic). Default: discard.
+func WithLogger(l *slog.Logger) Option {
+	return sharedOption{
+		s: func(o *serverOptions) {
+			if l != nil {
+				o.logger = l
+			}
+		},
+		c: func(o *clientOptions) {
+			if l != nil {
+				o.logger = l
+			}
+		},
+	}
+}
+
+// WithMaxFrameSize sets the largest frame accepted or sent, in bytes,
+// counting method, metadata and body (default 16 MiB). A larger incoming
+// frame closes its connection; a larger outgoing one fails its call.
+func WithMaxFrameSize(n int) Option {
+	return sharedOption{
+		s: func(o *serverOptions) {
+			if n > 0 {
+				o.maxFrame = n
+			}
+		},
+		c: func(o *clientOptions) {
+			if n > 0 {
+				o.maxFrame = n
+			}
+		},
+	}
+}
+
+// WithMaxConnCalls caps the calls running at once for one connection
+// (default 256). At the cap the server stops reading that connection until
+// a call finishes, which pushes back on the client.
+func WithMaxConnCalls(n int) ServerOption {
+	return serverOption(func(o *serverOptions) {
+		if n > 0 {
+			o.connCalls = n
+		}
+	})
+}
+
+// WithMaxConcurrentCalls caps the calls running at once on the whole server
+// (default 10000). Calls beyond it are answered with ErrOverloaded at once.
+func WithMaxConcurrentCalls(n int) ServerOption {
+	return serverOption(func(o *serverOptions) {
+		if n > 0 {
+			o.maxCalls = n
+		}
+	})
+}
+
+// WithAdvertiseAddr sets the address registered for clients to dial
+// (default: the listener's address, which must then not be unspecified
+// such as 0.0.0.0 or [::]).
+func WithAdvertiseAddr(addr string) ServerOption {
+	return serverOption(func(o *serverOptions) { o.advertise = addr })
+}
+
+// WithWeight sets the registered instance's weight for weighted balancers
+// (default 1).
+func WithWeight(w int) ServerOption {
+	return serverOption(func(o *serverOptions) { o.weight = w })
+}
+
+// WithMeta adds a label to the registered instance, e.g. WithMeta("version", "v2").
+func WithMeta(key, val string) ServerOption {
+	return serverOption(func(o *serverOptions) {
+		m := make(map[string]string, len(o.meta)+1)
+		for k, v := range o.meta {
+			m[k] = v
+		}
+		m[key] = val
+		o.meta = m
+	})
+}
+
+// WithDrainGrace bounds how long Shutdown waits, once a connection has no
+// calls running, for its client to acknowledge the draining frame before it
+// closes the connection (default 2s).
+func WithDrainGrace(d time.Duration) ServerOption {
+	return serverOption(func(o *serverOptions) {
+		if d >= 0 {
+			o.drainGrace = d
+		}
+	})
+}
+
+// WithCodec sets the codec a client encodes its calls with (default
+// codec.Msgpack{}). Servers answer in the codec each request names.
+func WithCodec(c codec.Codec) ClientOption {
+	return clientOption(func(o *clientOptions) {
+		if c != nil {
+			o.codec = c
+		}
+	})
+}
+
+// WithBalancer sets how a discovering client picks an instance (default
+// lb.RoundRobin()).
+func WithBalancer(b lb.Balancer) ClientOption {
+	return clientOption(func(o *clientOptions) {
+		if b != nil {
+			o.balancer = b
+		}
+	})
+}
+
+// WithPoolSize sets how many multiplexed connections a client keeps per
+// server address at most (default 4). They are dialled lazily as load grows.
+func WithPoolSize(n int) ClientOption {
+	return clientOption(func(o *clientOptions) {
+		if n > 0 {
+			o.poolSize = n
+		}
+	})
+}
+
+// WithDialTimeout bounds one dial, TLS handshake included (default 3s).
+func WithDialTimeout(d time.Duration) ClientOption {
+	return clientOption(func(o *clientOptions) {
+		if d > 0 {
+			o.dialTimeout = d
+		}
+	})
+}
+
+// WithKeepalive sets how long a connection may stay silent before the client
+// pings it; a connection that stays silent for another such interval after
+// the ping is declared dead and its pending calls fail (default 5s, so a
+// blackholed server is detected within about 10s).
+func WithKeepalive(d time.Duration) ClientOption {
+	return clientOption(func(o *clientOptions) {
+		if d > 0 {
+			o.keepalive = d
+		}
+	})
+}
+
+// WithIdleTimeout closes pooled connections that carried no call for d,
+// keeping one per address (default 5m).
+func WithIdleTimeout(d time.Duration) ClientOption {
+	return clientOption(func(o *clientOptions) {
+		if d > 0 {
+			o.idleTimeout = d
+		}
+	})
+}
+
+// WithEjection sets outlier ejection: after n consecutive failed calls
+// (transport errors or timeouts) an instance is skipped for base, doubling
+// on each repeated ejection up to 30 base; it is then probed back. The last
+// instance of a service is never ejected. n == 0 disables ejection
+// (default 5 and 1s).
+func WithEjection(n int, base time.Duration) ClientOption {
+	return clientOption(func(o *clientOptions) {
+		if n >= 0 {
+			o.ejectAfter = n
+		}
+		if base > 0 {
+			o.ejectFor = base
+		}
+	})
+}
+
+// WithTimeout bounds a call, from its start to its reply, in every call
+// style; the server's handler sees the deadline in its ctx and is cancelled
+// when it passes. Zero means no timeout (the default).
+func WithTimeout(d time.Duration) CallOption {
+	return callOption(func(o *callOptions) { o.timeout = d })
+}
+
+// WithHashKey sets the key lb.ConsistentHash routes the call by.
+func WithHashKey(key string) CallOption {
+	return callOption(func(o *callOptions) { o.hashKey = key })
+}
+
+// WithRetries lets an idempotent call be retried up to n times on another
+// instance after a transport failure or a timeout, each attempt within what
+// remains of the call's timeout, with jittered backoff (default 0). A
+// ServerError is never retried. Calls whose request never reached a server
+// are retried regardless.
+func WithRetries(n int) CallOption {
+	return callOption(func(o *callOptions) {
+		if n >= 0 {
+			o.retries = n
+		}
+	})
+}
+
+// WithHedge sends a backup request to another instance if no reply came
+// within after; the first reply wins and the other request is cancelled.
+// Use it for idempotent calls only. Zero disables hedging (the default).
+func WithHedge(after time.Duration) CallOption {
+	return callOption(func(o *callOptions) { o.hedge = after })
+}
+
+// WithFilter routes calls only to instances whose metadata has key=val,
+// e.g. WithFilter("version", "v2"). Several filters must all match.
+func WithFilter(key, val string) CallOption {
+	return callOption(func(o *callOptions) {
+		m := make(map[string]string, len(o.filter)+1)
+		for k, v := range o.filter {
+			m[k] = v
+		}
+		m[key] = val
+		o.filter = m
+	})
+}
+
+// WithHeader sends a metadata key/value with the call; the handler reads it
+// with HeaderFromContext.
+func WithHeader(key, val string) CallOption {
+	return callOption(func(o *callOptions) {
+		o.meta = append(o.meta[:len(o.meta):len(o.meta)], metaPair{key, val})
+	})
+}

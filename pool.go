@@ -1,0 +1,166 @@
+package rpc
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+)
+
+// connPool holds up to opts.poolSize multiplexed connections to one
+// address. Calls go to the least busy connection; more are dialled, in the
+// background, only while every connection is busy. Failed dials back off
+// exponentially with jitter.
+type connPool struct {
+	client *Client
+	addr   string
+
+	mu sync.Mutex // guards the fields below
+	// conns are the live connections.
+	conns []*clientConn
+	// dialing is set while a dial is in progress.
+	dialing bool
+	// failures counts consecutive failed dials; nextDial is when the next may start.
+	failures int
+	nextDial time.Time
+	lastErr  error
+	closed   bool
+}
+
+// get returns a connection for a new call, dialling one when none is
+// usable. It does not block on a dial when a usable connection exists.
+func (p *connPool) get(ctx context.Context) (*clientConn, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrShutdown
+	}
+	var best *clientConn
+	var bestLoad int32
+	for _, cc := range p.conns {
+		if !cc.usable() {
+			continue
+		}
+		if l := cc.load.Load(); best == nil || l < bestLoad {
+			best, bestLoad = cc, l
+		}
+	}
+	if best != nil {
+		if bestLoad > 0 && len(p.conns) < p.client.opts.poolSize && !p.dialing && time.Now().After(p.nextDial) {
+			p.dialing = true
+			p.client.wg.Add(1)
+			go func() {
+				defer p.client.wg.Done()
+				p.dial(context.Background())
+			}()
+		}
+		p.mu.Unlock()
+		return best, nil
+	}
+	if wait := time.Until(p.nextDial); wait > 0 {
+		err := p.lastErr
+		p.mu.Unlock()
+		return nil, fmt.Errorf("rpc: dial %s: backing off for %v after: %w", p.addr, wait.Round(time.Millisecond), err)
+	}
+	p.dialing = true
+	p.mu.Unlock()
+	return p.dial(ctx)
+}
+
+// dial opens one connection and adds it to the pool; p.dialing is set.
+func (p *connPool) dial(ctx context.Context) (*clientConn, error) {
+	o := &p.client.opts
+	ctx, cancel := context.WithTimeout(ctx, o.dialTimeout)
+	defer cancel()
+	nc, err := p.client.dialer(ctx, p.addr)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dialing = false
+	if err == nil && p.closed {
+		nc.Close()
+		err = ErrShutdown
+	}
+	if err != nil {
+		p.failures++
+		backoff := min(50*time.Millisecond<<min(p.failures-1, 10), 5*time.Second)
+		backoff = backoff/2 + rand.N(backoff/2+1) // jitter
+		p.nextDial = time.Now().Add(backoff)
+		p.lastErr = err
+		return nil, fmt.Errorf("rpc: dial %s: %w", p.addr, err)
+	}
+	p.failures = 0
+	p.nextDial = time.Time{}
+	cc := newClientConn(p, nc)
+	p.conns = append(p.conns, cc)
+	p.client.wg.Add(1)
+	go func() {
+		defer p.client.wg.Done()
+		cc.readLoop()
+	}()
+	return cc, nil
+}
+
+// remove drops a dead connection.
+func (p *connPool) remove(cc *clientConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, c := range p.conns {
+		if c == cc {
+			// A new slice: check and close iterate over copies of the old one.
+			p.conns = append(p.conns[:i:i], p.conns[i+1:]...)
+			return
+		}
+	}
+}
+
+// check pings silent connections, closes those that stayed silent after a
+// ping, and trims idle ones. The client's health loop calls it.
+func (p *connPool) check(now time.Time) {
+	o := &p.client.opts
+	p.mu.Lock()
+	conns := append([]*clientConn(nil), p.conns...)
+	p.mu.Unlock()
+	kept := 0
+	for _, cc := range conns {
+		if cc.recvd.Swap(false) {
+			kept++
+			if kept > 1 && now.Sub(time.Unix(0, cc.lastUsed.Load())) > o.idleTimeout && cc.load.Load() == 0 {
+				cc.nc.Close()
+			}
+			continue
+		}
+		if sent := cc.pingSent.Load(); sent != 0 {
+			if now.Sub(time.Unix(0, sent)) >= o.keepalive {
+				o.logger.Warn("rpc: connection unresponsive; closing", "addr", p.addr, "silent_for", now.Sub(time.Unix(0, sent)))
+				cc.fail(fmt.Errorf("rpc: connection to %s unresponsive for %v", p.addr, now.Sub(time.Unix(0, sent)).Round(time.Millisecond)))
+			}
+			continue
+		}
+		cc.ping()
+		kept++
+	}
+}
+
+// close closes every connection; their readers fail the pending calls.
+func (p *connPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	conns := append([]*clientConn(nil), p.conns...)
+	p.mu.Unlock()
+	for _, cc := range conns {
+		cc.fail(ErrShutdown)
+	}
+}
+
+// dialer opens a connection to addr, over TLS when configured.
+func (c *Client) dialer(ctx context.Context, addr string) (net.Conn, error) {
+	d := net.Dialer{KeepAlive: 15 * time.Second}
+	if c.opts.tls != nil {
+		td := tls.Dialer{NetDialer: &d, Config: c.opts.tls}
+		return td.DialContext(ctx, c.network, addr)
+	}
+	return d.DialContext(ctx, c.network, addr)
+}

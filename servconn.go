@@ -1,0 +1,371 @@
+package rpc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"reflect"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/seedrpc/rpc/codec"
+	"github.com/seedrpc/rpc/internal/wire"
+)
+
+// serverWriteTimeout bounds one write to a client; a client that reads
+// nothing for this long loses its connection.
+const serverWriteTimeout = 30 * time.Second
+
+// serverConn serves one client connection: one reader goroutine that
+// dispatches each request to a handler goroutine, and a coalescing writer
+// shared by the handlers.
+type serverConn struct {
+	srv *Server
+	nc  net.Conn
+	br  *bufio.Reader
+	w   *wire.Writer
+	// sem holds one token per running handler; the reader blocks when it is
+	// full (WithMaxConnCalls), so a client cannot make the server spawn
+	// without bound.
+	sem chan struct{}
+	// running counts handlers in progress.
+	running atomic.Int64
+	// draining is set once the draining frame was sent; acked once the client
+	// answered it (it will send nothing more).
+	draining   atomic.Bool
+	acked      atomic.Bool
+	drainStart atomic.Int64 // unix nanoseconds
+
+	mu sync.Mutex // guards calls, closed
+	// closed is set by close; calls registered later are cancelled at once.
+	closed bool
+	// calls holds the ctx of every running request, for cancel frames and
+	// connection loss.
+	calls map[uint64]*callContext
+
+	handlers  sync.WaitGroup
+	closeOnce sync.Once
+}
+
+func newServerConn(s *Server, nc net.Conn) *serverConn {
+	return &serverConn{
+		srv:   s,
+		nc:    nc,
+		br:    bufio.NewReaderSize(nc, 32<<10),
+		w:     wire.NewWriter(deadlineWriter{nc, serverWriteTimeout}),
+		sem:   make(chan struct{}, s.opts.connCalls),
+		calls: make(map[uint64]*callContext),
+	}
+}
+
+// deadlineWriter sets a write deadline before every write.
+type deadlineWriter struct {
+	nc      net.Conn
+	timeout time.Duration
+}
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	if err := d.nc.SetWriteDeadline(time.Now().Add(d.timeout)); err != nil {
+		return 0, err
+	}
+	return d.nc.Write(p)
+}
+
+// serve reads frames until the connection fails or is closed.
+func (c *serverConn) serve() {
+	defer func() {
+		c.close()
+		c.handlers.Wait()
+	}()
+	if c.srv.shuttingDown.Load() {
+		return
+	}
+	var hb [wire.HeaderSize]byte
+	for {
+		if _, err := io.ReadFull(c.br, hb[:]); err != nil {
+			if !isClosedConnErr(err) {
+				c.srv.opts.logger.Info("rpc: connection read failed", "remote", c.nc.RemoteAddr(), "err", err)
+			}
+			return
+		}
+		h, err := wire.ParseHeader(hb[:], c.srv.opts.maxFrame)
+		if err != nil {
+			c.srv.opts.logger.Warn("rpc: closing connection: bad frame", "remote", c.nc.RemoteAddr(), "err", err)
+			return
+		}
+		switch h.Type {
+		case wire.TypeRequest, wire.TypeOneway:
+			bp := getBuf(h.PayloadLen())
+			if _, err := io.ReadFull(c.br, *bp); err != nil {
+				putBuf(bp)
+				c.srv.opts.logger.Warn("rpc: closing connection: truncated frame", "remote", c.nc.RemoteAddr(), "err", err)
+				return
+			}
+			if !c.dispatch(&h, bp) {
+				return
+			}
+		case wire.TypeCancel:
+			if !c.discard(&h) {
+				return
+			}
+			c.mu.Lock()
+			ctx := c.calls[h.Seq]
+			c.mu.Unlock()
+			if ctx != nil {
+				ctx.cancel(context.Canceled)
+			}
+		case wire.TypePing:
+			if !c.discard(&h) {
+				return
+			}
+			c.writeControl(wire.TypePong, h.Seq)
+		case wire.TypePong:
+			if !c.discard(&h) {
+				return
+			}
+		case wire.TypeDraining:
+			// The client acknowledges our draining frame: it sends no more.
+			if !c.discard(&h) {
+				return
+			}
+			c.acked.Store(true)
+		default:
+			c.srv.opts.logger.Warn("rpc: closing connection: unexpected frame from client", "remote", c.nc.RemoteAddr(), "type", h.Type)
+			return
+		}
+	}
+}
+
+func (c *serverConn) discard(h *wire.Header) bool {
+	if n := h.PayloadLen(); n > 0 {
+		if _, err := c.br.Discard(n); err != nil {
+			c.srv.opts.logger.Warn("rpc: closing connection: truncated frame", "remote", c.nc.RemoteAddr(), "err", err)
+			return false
+		}
+	}
+	return true
+}
+
+// dispatch starts a handler for a request or oneway frame whose payload is
+// in bp. It returns false when the connection must be closed.
+func (c *serverConn) dispatch(h *wire.Header, bp *[]byte) bool {
+	oneway := h.Type == wire.TypeOneway
+	payload := *bp
+	method := payload[:h.MethodLen]
+	meta := payload[int(h.MethodLen) : int(h.MethodLen)+int(h.MetaLen)]
+	body := payload[int(h.MethodLen)+int(h.MetaLen):]
+
+	if c.srv.shuttingDown.Load() {
+		putBuf(bp)
+		if !oneway {
+			c.writeError(h.Seq, wire.StatusShuttingDown, "rpc: server shutting down")
+		}
+		return true
+	}
+	ctx := &callContext{Context: c.srv.baseCtx}
+	err := wire.ParseMeta(meta, func(k, v []byte) error {
+		if string(k) == wire.MetaTimeout {
+			d, err := wire.ParseTimeout(v)
+			if err != nil {
+				return err
+			}
+			ctx.deadline, ctx.hasDeadline = time.Now().Add(d), true
+			return nil
+		}
+		if ctx.header == nil {
+			ctx.header = make(map[string]string)
+		}
+		ctx.header[string(k)] = string(v)
+		return nil
+	})
+	if err != nil {
+		putBuf(bp)
+		c.srv.opts.logger.Warn("rpc: closing connection: bad metadata", "remote", c.nc.RemoteAddr(), "err", err)
+		return false
+	}
+
+	c.sem <- struct{}{} // blocks reading at the per-connection cap
+	if n := c.srv.running.Add(1); n > int64(c.srv.opts.maxCalls) {
+		c.srv.running.Add(-1)
+		<-c.sem
+		putBuf(bp)
+		if !oneway {
+			c.writeError(h.Seq, wire.StatusOverloaded, fmt.Sprintf("rpc: server overloaded (%d calls running)", c.srv.opts.maxCalls))
+		}
+		return true
+	}
+	track := true
+	c.mu.Lock()
+	if _, dup := c.calls[h.Seq]; dup {
+		track = false
+		if !oneway {
+			c.mu.Unlock()
+			c.srv.running.Add(-1)
+			<-c.sem
+			putBuf(bp)
+			c.srv.opts.logger.Warn("rpc: closing connection: duplicate sequence number", "remote", c.nc.RemoteAddr(), "seq", h.Seq)
+			return false
+		}
+	} else {
+		c.calls[h.Seq] = ctx
+	}
+	if c.closed {
+		ctx.cancel(context.Canceled)
+	}
+	c.mu.Unlock()
+	c.running.Add(1)
+	c.handlers.Add(1)
+	go c.handle(h.Seq, h.Codec, oneway, track, method, body, bp, ctx)
+	return true
+}
+
+// handle runs one call and writes its response.
+func (c *serverConn) handle(seq uint64, codecID byte, oneway, track bool, method, body []byte, bp *[]byte, ctx *callContext) {
+	defer func() {
+		ctx.release()
+		if track {
+			c.mu.Lock()
+			delete(c.calls, seq)
+			c.mu.Unlock()
+		}
+		c.srv.running.Add(-1)
+		c.running.Add(-1)
+		<-c.sem
+		c.handlers.Done()
+	}()
+	status, reply, err := c.invoke(ctx, codecID, method, body, bp)
+	if oneway {
+		if err != nil {
+			c.srv.opts.logger.Info("rpc: oneway call failed", "remote", c.nc.RemoteAddr(), "err", err)
+		}
+		return
+	}
+	if ctx.Err() == context.Canceled {
+		return // the caller gave up; nobody waits for the reply
+	}
+	if status != wire.StatusOK {
+		c.writeError(seq, status, err.Error())
+		return
+	}
+	cd, _ := codec.ByID(codecID)
+	rb := getBuf(wire.HeaderSize)
+	defer putBuf(rb)
+	out, err := cd.AppendMarshal(*rb, reply.Interface())
+	*rb = out[:0]
+	if err != nil {
+		c.writeError(seq, wire.StatusServerError, fmt.Sprintf("rpc: %s: encoding reply: %v", method, err))
+		return
+	}
+	if len(out)-wire.HeaderSize > c.srv.opts.maxFrame {
+		c.writeError(seq, wire.StatusServerError, fmt.Sprintf("rpc: %s: reply of %d bytes exceeds the frame limit %d", method, len(out)-wire.HeaderSize, c.srv.opts.maxFrame))
+		return
+	}
+	hdr := wire.Header{Type: wire.TypeResponse, Codec: codecID, Seq: seq, BodyLen: uint32(len(out) - wire.HeaderSize)}
+	wire.PutHeader(out, &hdr)
+	_ = c.w.Write(context.Background(), out, false) // a failed write closes the conn; nothing else to do
+}
+
+// invoke decodes the args, runs the method and returns its reply, or the
+// status and error to answer with. It releases bp once the args are decoded.
+func (c *serverConn) invoke(ctx *callContext, codecID byte, method, body []byte, bp *[]byte) (status wire.Status, reply reflect.Value, err error) {
+	m, err := c.srv.lookup(method)
+	if err != nil {
+		putBuf(bp)
+		if errors.Is(err, ErrNoService) {
+			return wire.StatusNoService, reply, err
+		}
+		return wire.StatusNoMethod, reply, err
+	}
+	cd, ok := codec.ByID(codecID)
+	if !ok {
+		putBuf(bp)
+		return wire.StatusBadRequest, reply, fmt.Errorf("rpc: %s: unknown codec id %d", m.fullName, codecID)
+	}
+	argp := m.newArgs()
+	err = cd.Unmarshal(body, argp.Interface())
+	putBuf(bp)
+	if err != nil {
+		return wire.StatusBadRequest, reply, fmt.Errorf("rpc: %s: decoding args: %v", m.fullName, err)
+	}
+	reply = reflect.New(m.replyType)
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.opts.logger.Error("rpc: handler panicked", "method", m.fullName, "remote", c.nc.RemoteAddr(), "panic", r, "stack", string(debug.Stack()))
+			status, err = wire.StatusInternalError, fmt.Errorf("rpc: %s panicked", m.fullName)
+		}
+	}()
+	if err := m.call(ctx, argp, reply); err != nil {
+		if ctx.hasDeadline && errors.Is(err, context.DeadlineExceeded) {
+			return wire.StatusTimeout, reply, err
+		}
+		return wire.StatusServerError, reply, err
+	}
+	return wire.StatusOK, reply, nil
+}
+
+// writeError answers request seq with status and message msg.
+func (c *serverConn) writeError(seq uint64, status wire.Status, msg string) {
+	if len(msg) > 64<<10 {
+		msg = msg[:64<<10]
+	}
+	bp := getBuf(wire.HeaderSize + len(msg))
+	defer putBuf(bp)
+	hdr := wire.Header{Type: wire.TypeResponse, Status: status, Seq: seq, BodyLen: uint32(len(msg))}
+	wire.PutHeader(*bp, &hdr)
+	copy((*bp)[wire.HeaderSize:], msg)
+	_ = c.w.Write(context.Background(), *bp, false)
+}
+
+// writeControl writes a frame with no payload.
+func (c *serverConn) writeControl(t wire.Type, seq uint64) {
+	var b [wire.HeaderSize]byte
+	hdr := wire.Header{Type: t, Seq: seq}
+	wire.PutHeader(b[:], &hdr)
+	_ = c.w.Write(context.Background(), b[:], false)
+}
+
+// startDrain tells the client to send no new calls here.
+func (c *serverConn) startDrain() {
+	if c.draining.Swap(true) {
+		return
+	}
+	c.drainStart.Store(time.Now().UnixNano())
+	c.writeControl(wire.TypeDraining, 0)
+}
+
+// drained reports whether the connection can be closed without losing a
+// call: nothing runs, nothing waits to be written, and the client has
+// acknowledged the draining frame (or had the grace period to).
+func (c *serverConn) drained() bool {
+	if c.running.Load() > 0 || !c.w.Idle() {
+		return false
+	}
+	if c.acked.Load() {
+		return true
+	}
+	return time.Since(time.Unix(0, c.drainStart.Load())) >= c.srv.opts.drainGrace
+}
+
+// close closes the connection and cancels every running call.
+func (c *serverConn) close() {
+	c.closeOnce.Do(func() {
+		c.nc.Close()
+		c.mu.Lock()
+		c.closed = true
+		for _, ctx := range c.calls {
+			ctx.cancel(context.Canceled)
+		}
+		c.mu.Unlock()
+	})
+}
+
+// isClosedConnErr reports whether err only says the connection ended.
+func isClosedConnErr(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET)
+}

@@ -1,0 +1,345 @@
+package rpc
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/seedrpc/rpc/registry"
+)
+
+// Server serves registered services to any number of connections.
+type Server struct {
+	opts serverOptions
+	// services is a copy-on-write map of name -> *service, read without a lock.
+	services atomic.Pointer[map[string]*service]
+	// running counts handlers running on the whole server.
+	running atomic.Int64
+	// shuttingDown is set by Shutdown and Close; new calls are refused.
+	shuttingDown atomic.Bool
+	// baseCtx is the parent of every handler's ctx; cancelled by Close.
+	baseCtx    context.Context
+	cancelBase context.CancelFunc
+
+	mu sync.Mutex // guards the fields below and service registration
+	// listeners being served.
+	listeners map[net.Listener]struct{}
+	// conns being served.
+	conns map[*serverConn]struct{}
+	// instances registered in opts.registry, for Deregister on Shutdown.
+	instances []registry.Instance
+	// closed is set once Shutdown or Close began.
+	closed bool
+	// conns and Serve loops in progress.
+	wg sync.WaitGroup
+}
+
+// NewServer returns a server with no services.
+func NewServer(opts ...ServerOption) *Server {
+	o := defaultServerOptions()
+	for _, opt := range opts {
+		if opt != nil {
+			opt.applyServer(&o)
+		}
+	}
+	s := &Server{
+		opts:      o,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*serverConn]struct{}),
+	}
+	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
+	empty := map[string]*service{}
+	s.services.Store(&empty)
+	return s
+}
+
+// Register publishes the exported methods of rcvr that have a suitable form
+// as the service named after rcvr's concrete type. It returns an error, and
+// registers nothing, when rcvr has no suitable method (the error names every
+// rejected method and why) or a service of that name exists.
+func (s *Server) Register(rcvr any) error { return s.register("", rcvr, false) }
+
+// RegisterName is like Register but names the service name.
+func (s *Server) RegisterName(name string, rcvr any) error {
+	if name == "" {
+		return errors.New("rpc: RegisterName with an empty name")
+	}
+	return s.register(name, rcvr, true)
+}
+
+func (s *Server) register(name string, rcvr any, useName bool) error {
+	svc, err := newService(name, rcvr, useName)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := *s.services.Load()
+	if _, dup := old[svc.name]; dup {
+		return fmt.Errorf("rpc: service %q already registered", svc.name)
+	}
+	m := make(map[string]*service, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[svc.name] = svc
+	s.services.Store(&m)
+	return nil
+}
+
+// lookup finds the method named "Service.Method".
+func (s *Server) lookup(name []byte) (*methodType, error) {
+	dot := -1
+	for i := len(name) - 1; i >= 0; i-- {
+		if name[i] == '.' {
+			dot = i
+			break
+		}
+	}
+	if dot < 0 {
+		return nil, fmt.Errorf("%w: malformed method name %q, want \"Service.Method\"", ErrNoMethod, name)
+	}
+	svc := (*s.services.Load())[string(name[:dot])]
+	if svc == nil {
+		return nil, fmt.Errorf("%w %q", ErrNoService, name[:dot])
+	}
+	m := svc.methods[string(name[dot+1:])]
+	if m == nil {
+		if why, ok := svc.rejected[string(name[dot+1:])]; ok {
+			return nil, fmt.Errorf("%w %q: not callable: %s", ErrNoMethod, name, why)
+		}
+		return nil, fmt.Errorf("%w %q", ErrNoMethod, name)
+	}
+	return m, nil
+}
+
+// Serve accepts connections on lis and serves each on its own goroutine.
+// With WithRegistry it registers every service at the listener's address
+// (or WithAdvertiseAddr) first. It returns ErrServerClosed after Shutdown or
+// Close, or the first accept error.
+func (s *Server) Serve(lis net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		lis.Close()
+		return ErrServerClosed
+	}
+	s.listeners[lis] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, lis)
+		s.mu.Unlock()
+	}()
+
+	if s.opts.tls != nil {
+		lis = tls.NewListener(lis, s.opts.tls)
+	}
+	if s.opts.registry != nil {
+		if err := s.announce(lis.Addr()); err != nil {
+			lis.Close()
+			return err
+		}
+	}
+	var delay time.Duration
+	for {
+		nc, err := lis.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and the like: back off as net/http does.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.opts.logger.Warn("rpc: accept error; retrying", "err", err, "delay", delay)
+				t := time.NewTimer(delay)
+				select {
+				case <-t.C:
+				case <-s.baseCtx.Done():
+					t.Stop()
+				}
+				continue
+			}
+			return fmt.Errorf("rpc: accept on %s: %w", lis.Addr(), err)
+		}
+		delay = 0
+		s.ServeConn(nc)
+	}
+}
+
+// ServeConn serves one connection on a new goroutine owned by the server.
+// It returns at once; Shutdown and Close stop it.
+func (s *Server) ServeConn(nc net.Conn) {
+	c := newServerConn(s, nc)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// announce registers every service at addr in the registry.
+func (s *Server) announce(addr net.Addr) error {
+	adv := s.opts.advertise
+	if adv == "" {
+		tcp, ok := addr.(*net.TCPAddr)
+		if ok && tcp.IP.IsUnspecified() {
+			return fmt.Errorf("rpc: listening on unspecified address %s: set WithAdvertiseAddr for the registry", addr)
+		}
+		adv = addr.String()
+	}
+	ctx, cancel := context.WithTimeout(s.baseCtx, s.opts.registerTimout)
+	defer cancel()
+	for name := range *s.services.Load() {
+		inst := registry.Instance{Service: name, Addr: adv, Weight: s.opts.weight, Meta: s.opts.meta}
+		if err := s.opts.registry.Register(ctx, inst); err != nil {
+			return fmt.Errorf("rpc: register %s at %s: %w", name, adv, err)
+		}
+		s.mu.Lock()
+		s.instances = append(s.instances, inst)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// deregister removes the server's instances from the registry.
+func (s *Server) deregister(ctx context.Context) error {
+	s.mu.Lock()
+	insts := s.instances
+	s.instances = nil
+	s.mu.Unlock()
+	var errs []error
+	for _, inst := range insts {
+		if err := s.opts.registry.Deregister(ctx, inst); err != nil {
+			errs = append(errs, fmt.Errorf("rpc: deregister %s at %s: %w", inst.Service, inst.Addr, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Shutdown stops the server gracefully: it deregisters from the registry,
+// stops accepting, tells every connection it is draining so clients send
+// no new calls, waits for running calls to finish, then closes the
+// connections. If ctx ends first, Shutdown closes everything at once and
+// returns ctx's error. Serve returns ErrServerClosed. Calling it again, or
+// after Close, returns nil.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.shuttingDown.Store(true)
+
+	var errs []error
+	if s.opts.registry != nil {
+		if err := s.deregister(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.closeListeners()
+	s.mu.Lock()
+	conns := make([]*serverConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.startDrain()
+	}
+
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		for c := range s.conns {
+			if c.drained() {
+				c.close()
+			}
+		}
+		left := len(s.conns)
+		s.mu.Unlock()
+		if left == 0 {
+			break
+		}
+		select {
+		case <-tick.C:
+			continue
+		case <-ctx.Done():
+			errs = append(errs, ctx.Err())
+			s.closeAll()
+		}
+		break
+	}
+	s.cancelBase()
+	s.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Close stops the server at once: listeners and connections are closed and
+// running handlers see their ctx cancelled. It waits for the server's
+// goroutines, handlers included, to return. Serve returns ErrServerClosed.
+// With a registry, Close also deregisters (best effort, within a second), so
+// that the registry stops heartbeating for it.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	already := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	s.shuttingDown.Store(true)
+	if !already {
+		s.closeListeners()
+	}
+	s.closeAll()
+	if s.opts.registry != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = s.deregister(ctx) // best effort: the instances expire anyway
+		cancel()
+	}
+	s.cancelBase()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for l := range s.listeners {
+		l.Close()
+	}
+}
+
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.close()
+	}
+}

@@ -1,0 +1,154 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"go/token"
+	"reflect"
+	"sort"
+	"strings"
+)
+
+var (
+	typeOfError   = reflect.TypeFor[error]()
+	typeOfContext = reflect.TypeFor[context.Context]()
+)
+
+// service is one registered receiver and its method table, built once.
+type service struct {
+	name    string
+	methods map[string]*methodType // keyed by method name
+	// rejected explains, by method name, why an exported method is not
+	// callable, so a call to it gets a useful error.
+	rejected map[string]string
+}
+
+// methodType is one callable method with its types resolved up front, so a
+// call does no lookup by name beyond one map access.
+type methodType struct {
+	fullName  string        // "Service.Method"
+	fn        reflect.Value // the method bound to its receiver
+	withCtx   bool          // first parameter is a context.Context
+	argType   reflect.Type  // the declared args type (value or pointer)
+	argIsPtr  bool
+	replyType reflect.Type // the reply's element type (the method takes *replyType)
+}
+
+// newArgs returns a pointer to a fresh args value, ready to decode into.
+func (m *methodType) newArgs() reflect.Value {
+	if m.argIsPtr {
+		return reflect.New(m.argType.Elem())
+	}
+	return reflect.New(m.argType)
+}
+
+// call invokes the method; argp is a pointer as returned by newArgs.
+func (m *methodType) call(ctx context.Context, argp, replyp reflect.Value) error {
+	arg := argp
+	if !m.argIsPtr {
+		arg = argp.Elem()
+	}
+	var out []reflect.Value
+	if m.withCtx {
+		out = m.fn.Call([]reflect.Value{reflect.ValueOf(ctx), arg, replyp})
+	} else {
+		out = m.fn.Call([]reflect.Value{arg, replyp})
+	}
+	if e := out[0].Interface(); e != nil {
+		return e.(error)
+	}
+	return nil
+}
+
+// newService builds the method table of rcvr, or explains why it cannot.
+func newService(name string, rcvr any, useName bool) (*service, error) {
+	if rcvr == nil {
+		return nil, errors.New("rpc: Register of nil receiver")
+	}
+	v := reflect.ValueOf(rcvr)
+	t := v.Type()
+	sname := reflect.Indirect(v).Type().Name()
+	if useName {
+		sname = name
+	}
+	if sname == "" {
+		return nil, fmt.Errorf("rpc: no service name for type %s", t)
+	}
+	if strings.Contains(sname, ".") {
+		return nil, fmt.Errorf("rpc: service name %q contains a dot", sname)
+	}
+	if !useName && !token.IsExported(sname) {
+		return nil, fmt.Errorf("rpc: type %s is not exported; use RegisterName", sname)
+	}
+	s := &service{name: sname, methods: make(map[string]*methodType), rejected: make(map[string]string)}
+	var rejected []string
+	for i := 0; i < t.NumMethod(); i++ { // NumMethod counts exported methods only
+		m := t.Method(i)
+		mt, why := suitableMethod(sname, v, m)
+		if why != "" {
+			rejected = append(rejected, fmt.Sprintf("%s.%s: %s", sname, m.Name, why))
+			s.rejected[m.Name] = why
+			continue
+		}
+		s.methods[m.Name] = mt
+	}
+	if len(s.methods) == 0 {
+		msg := fmt.Sprintf("rpc: type %s has no exported methods of suitable form", sname)
+		if ptr := reflect.PointerTo(t); t.Kind() != reflect.Pointer && ptr.NumMethod() > t.NumMethod() {
+			msg += " (hint: pass a pointer to the value)"
+		}
+		if len(rejected) > 0 {
+			sort.Strings(rejected)
+			msg += ":\n\t" + strings.Join(rejected, "\n\t")
+		}
+		return nil, errors.New(msg)
+	}
+	return s, nil
+}
+
+// suitableMethod returns the method table entry of m, or why m does not
+// have the form func (t *T) M([ctx context.Context,] args A, reply *R) error.
+func suitableMethod(sname string, rcvr reflect.Value, m reflect.Method) (*methodType, string) {
+	mt := m.Type // includes the receiver as In(0)
+	in := mt.NumIn() - 1
+	if in != 2 && in != 3 {
+		return nil, fmt.Sprintf("has %d parameters, want (args, *reply) or (ctx, args, *reply)", in)
+	}
+	first := 1
+	withCtx := in == 3
+	if withCtx {
+		if mt.In(1) != typeOfContext {
+			return nil, fmt.Sprintf("first of 3 parameters is %s, want context.Context", mt.In(1))
+		}
+		first = 2
+	}
+	argType, replyType := mt.In(first), mt.In(first+1)
+	if !isExportedOrBuiltin(argType) {
+		return nil, fmt.Sprintf("args type %s is not exported", argType)
+	}
+	if replyType.Kind() != reflect.Pointer {
+		return nil, fmt.Sprintf("reply type %s is not a pointer", replyType)
+	}
+	if !isExportedOrBuiltin(replyType) {
+		return nil, fmt.Sprintf("reply type %s is not exported", replyType)
+	}
+	if mt.NumOut() != 1 || mt.Out(0) != typeOfError {
+		return nil, "must return exactly one value, of type error"
+	}
+	return &methodType{
+		fullName:  sname + "." + m.Name,
+		fn:        rcvr.Method(m.Index),
+		withCtx:   withCtx,
+		argType:   argType,
+		argIsPtr:  argType.Kind() == reflect.Pointer,
+		replyType: replyType.Elem(),
+	}, ""
+}
+
+func isExportedOrBuiltin(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return token.IsExported(t.Name()) || t.PkgPath() == ""
+}

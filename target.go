@@ -1,0 +1,303 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/seedrpc/rpc/lb"
+	"github.com/seedrpc/rpc/registry"
+)
+
+// lookupTimeout bounds a client's first registry lookup of a service.
+const lookupTimeout = 5 * time.Second
+
+// target is a discovering client's view of one service: the instances the
+// registry lists (kept current by a watch), their health, and the picker
+// built from the healthy ones. Calls read the picker snapshot without a lock.
+type target struct {
+	c       *Client
+	service string
+	cancel  context.CancelFunc // ends the watch
+	ready   chan struct{}      // closed once the first lookup finished
+
+	snap atomic.Pointer[targetSnap]
+
+	mu sync.Mutex // guards the fields below and rebuilding snap
+	// instances is the registry's latest list, after the client's filter.
+	instances []registry.Instance
+	// health by address; entries outlive snapshots.
+	health map[string]*addrHealth
+	// err is the last lookup error, reported while no list is known.
+	err error
+}
+
+// addrHealth is the outlier-ejection state of one address.
+type addrHealth struct {
+	failures atomic.Int32 // consecutive failed calls
+	// The fields below are guarded by target.mu.
+	ejections     int       // consecutive ejections, for the growing period
+	ejectedUntil  time.Time // zero when not ejected
+	drainingUntil time.Time // the server announced it is shutting down
+}
+
+// targetSnap is an immutable routing snapshot.
+type targetSnap struct {
+	picker lb.Picker
+	// total is the number of instances known (healthy or not).
+	total int
+	// all lists every known address, to exclude non-matching ones for
+	// call filters.
+	all []registry.Instance
+	// health is target.health at build time (same pointers).
+	health map[string]*addrHealth
+	// expires is when an ejection or drain mark ends (unix ns, 0: never),
+	// after which the snapshot must be rebuilt.
+	expires int64
+}
+
+// target returns the discovery state of service, starting its watch on
+// first use and waiting (bounded) for its first lookup.
+func (c *Client) target(service string) (*target, error) {
+	if v, ok := c.targets.Load(service); ok {
+		t := v.(*target)
+		<-t.ready
+		return t, nil
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrShutdown
+	}
+	v, loaded := c.targets.Load(service)
+	if !loaded {
+		ctx, cancel := context.WithCancel(context.Background())
+		t := &target{c: c, service: service, cancel: cancel, ready: make(chan struct{}), health: make(map[string]*addrHealth)}
+		c.targets.Store(service, t)
+		v = t
+		c.wg.Add(1)
+		go t.run(ctx)
+	}
+	c.mu.Unlock()
+	t := v.(*target)
+	<-t.ready
+	return t, nil
+}
+
+// run looks the service up once, then follows the registry's watch until
+// the client closes. The registry's watch itself survives outages; if it
+// ends early the target subscribes again after a pause.
+func (t *target) run(ctx context.Context) {
+	defer t.c.wg.Done()
+	reg := t.c.opts.registry
+	lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	insts, err := reg.Lookup(lctx, t.service)
+	cancel()
+	if err != nil {
+		t.mu.Lock()
+		t.err = fmt.Errorf("rpc: lookup of service %s: %w", t.service, err)
+		t.mu.Unlock()
+	} else {
+		t.update(insts)
+	}
+	close(t.ready)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		ch, err := reg.Watch(ctx, t.service)
+		if err == nil {
+			backoff = 100 * time.Millisecond
+			for insts := range ch {
+				t.update(insts)
+			}
+		} else {
+			t.c.opts.logger.Warn("rpc: watch failed; keeping the last known instances", "service", t.service, "err", err)
+		}
+		timer := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// update installs a new instance list from the registry.
+func (t *target) update(insts []registry.Instance) {
+	filtered := insts[:0:0]
+	for _, in := range insts {
+		if matches(in.Meta, t.c.opts.filter) {
+			filtered = append(filtered, in)
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	present := make(map[string]bool, len(filtered))
+	for _, in := range filtered {
+		present[in.Addr] = true
+	}
+	for addr := range t.health {
+		if !present[addr] {
+			delete(t.health, addr) // gone: a later instance there starts fresh
+		}
+	}
+	t.instances = filtered
+	t.err = nil
+	t.rebuild(time.Now())
+}
+
+// rebuild makes a new snapshot from instances and health; t.mu is held.
+func (t *target) rebuild(now time.Time) {
+	health := make(map[string]*addrHealth, len(t.instances))
+	var healthy, all []lb.Endpoint
+	var expires time.Time
+	for _, in := range t.instances {
+		h := t.health[in.Addr]
+		if h == nil {
+			h = &addrHealth{}
+			t.health[in.Addr] = h
+		}
+		health[in.Addr] = h
+		ep := lb.Endpoint{Addr: in.Addr, Weight: in.Weight, Meta: in.Meta}
+		all = append(all, ep)
+		until := h.ejectedUntil
+		if h.drainingUntil.After(until) {
+			until = h.drainingUntil
+		}
+		if until.After(now) {
+			if expires.IsZero() || until.Before(expires) {
+				expires = until
+			}
+			continue
+		}
+		healthy = append(healthy, ep)
+	}
+	if len(healthy) == 0 {
+		healthy = all // never eject the last instances
+	}
+	s := &targetSnap{picker: t.c.opts.balancer.Build(healthy), total: len(all), all: t.instances, health: health}
+	if !expires.IsZero() {
+		s.expires = expires.UnixNano()
+	}
+	t.snap.Store(s)
+}
+
+// pick chooses the address of the next attempt.
+func (t *target) pick(o *callOptions, tried []string) (string, func(lb.DoneInfo), error) {
+	s := t.snap.Load()
+	if s != nil && s.expires != 0 && time.Now().UnixNano() >= s.expires {
+		t.mu.Lock()
+		if s == t.snap.Load() {
+			t.rebuild(time.Now())
+		}
+		t.mu.Unlock()
+		s = t.snap.Load()
+	}
+	if s == nil {
+		t.mu.Lock()
+		err := t.err
+		t.mu.Unlock()
+		if err == nil {
+			err = fmt.Errorf("%w %s", ErrNoInstances, t.service)
+		}
+		return "", nil, err
+	}
+	if s.total == 0 {
+		return "", nil, fmt.Errorf("%w %s", ErrNoInstances, t.service)
+	}
+	exclude := tried
+	var filtered []string
+	if len(o.filter) > 0 {
+		for _, in := range s.all {
+			if !matches(in.Meta, o.filter) {
+				filtered = append(filtered, in.Addr)
+			}
+		}
+		if len(filtered) == len(s.all) {
+			return "", nil, fmt.Errorf("%w %s matching %v", ErrNoInstances, t.service, o.filter)
+		}
+		exclude = append(filtered, tried...)
+	}
+	res, err := s.picker.Pick(lb.PickInfo{Key: o.hashKey, Exclude: exclude})
+	if errors.Is(err, lb.ErrNoEndpoints) && len(exclude) > len(filtered) {
+		// Everything was tried: allow a second go at one of them.
+		res, err = s.picker.Pick(lb.PickInfo{Key: o.hashKey, Exclude: filtered})
+	}
+	if err != nil {
+		if errors.Is(err, lb.ErrNoEndpoints) {
+			return "", nil, fmt.Errorf("%w %s (%v)", ErrNoInstances, t.service, err)
+		}
+		return "", nil, err
+	}
+	return res.Addr, res.Done, nil
+}
+
+// outcome counts consecutive failed calls on addr and ejects it after
+// opts.ejectAfter of them, for a period that grows with each ejection.
+func (t *target) outcome(addr string, transportErr error) {
+	s := t.snap.Load()
+	if s == nil {
+		return
+	}
+	h := s.health[addr]
+	if h == nil {
+		return
+	}
+	if transportErr == nil {
+		if h.failures.Load() != 0 {
+			h.failures.Store(0)
+		}
+		return
+	}
+	n := t.c.opts.ejectAfter
+	if n <= 0 || h.failures.Add(1) < int32(n) {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	if h.ejectedUntil.After(now) {
+		return
+	}
+	h.failures.Store(0)
+	if h.ejectedUntil.IsZero() || now.Sub(h.ejectedUntil) > 30*t.c.opts.ejectFor {
+		h.ejections = 0
+	}
+	h.ejections++
+	d := min(t.c.opts.ejectFor<<min(h.ejections-1, 5), 30*t.c.opts.ejectFor)
+	h.ejectedUntil = now.Add(d)
+	t.c.opts.logger.Warn("rpc: ejecting instance after consecutive failures", "service", t.service, "addr", addr, "for", d, "err", transportErr)
+	t.rebuild(now)
+}
+
+// drainMark is how long a draining address is avoided unless the registry
+// shows it gone and back first.
+const drainMark = 10 * time.Second
+
+// drain stops routing to addr, whose server is shutting down.
+func (t *target) drain(addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.health[addr]
+	if h == nil {
+		return
+	}
+	h.drainingUntil = time.Now().Add(drainMark)
+	t.rebuild(time.Now())
+}
+
+func (t *target) close() { t.cancel() }
+
+// matches reports whether meta has every key=value of filter.
+func matches(meta, filter map[string]string) bool {
+	for k, v := range filter {
+		if meta[k] != v {
+			return false
+		}
+	}
+	return true
+}
