@@ -37,8 +37,11 @@ type callState struct {
 	// retries counts retries used; safeRetries counts retries of requests
 	// that never ran (not sent, or refused by a draining server).
 	retries, safeRetries int
-	// first is the first attempt, kept inline to save an allocation.
-	first attempt
+	// first is the first attempt, kept inline to save an allocation, as
+	// are the backing arrays of live and tried for the common cases.
+	first    attempt
+	liveBuf  [2]*attempt
+	triedBuf [2]string
 }
 
 // attempt is one request on one connection.
@@ -206,7 +209,9 @@ func (st *callState) launch(ctx context.Context) {
 		}
 		a := &st.first
 		st.mu.Lock()
-		if len(st.tried) > 0 {
+		if st.tried == nil {
+			st.tried, st.live = st.triedBuf[:0], st.liveBuf[:0]
+		} else if len(st.tried) > 0 {
 			a = new(attempt)
 		}
 		*a = attempt{call: call, target: t, addr: addr, start: time.Now(), lbDone: lbDone}

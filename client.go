@@ -95,23 +95,31 @@ func (c *Client) Call(serviceMethod string, args, reply any, opts ...CallOption)
 // ctx's error (a deadline also matches ErrTimeout) and the server is told to
 // cancel the handler.
 func (c *Client) CallContext(ctx context.Context, serviceMethod string, args, reply any, opts ...CallOption) error {
-	call := c.newCall(serviceMethod, args, reply, make(chan *Call, 1), opts)
+	done := doneChanPool.Get().(chan *Call)
+	call := c.newCall(serviceMethod, args, reply, done, opts)
 	if err := ctx.Err(); err != nil {
+		doneChanPool.Put(done)
 		return ctxError(call, err)
 	}
 	c.start(ctx, call)
 	if ctx.Done() == nil {
-		<-call.Done
-		return call.Error
+		<-done
+	} else {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			call.st.finish(ctxError(call, ctx.Err()))
+			<-done
+		}
 	}
-	select {
-	case <-call.Done:
-	case <-ctx.Done():
-		call.st.finish(ctxError(call, ctx.Err()))
-		<-call.Done
-	}
+	// A call is delivered exactly once, and that happened: nobody else
+	// sends on done, so it can serve another call.
+	doneChanPool.Put(done)
 	return call.Error
 }
+
+// doneChanPool recycles the Done channels of synchronous calls.
+var doneChanPool = sync.Pool{New: func() any { return make(chan *Call, 1) }}
 
 // ctxError wraps a context's error; a deadline matches ErrTimeout too.
 func ctxError(call *Call, err error) error {

@@ -168,7 +168,9 @@ func (c *serverConn) dispatch(h *wire.Header, bp *[]byte) bool {
 		}
 		return true
 	}
-	ctx := &callContext{Context: c.srv.baseCtx}
+	sc := &serverCall{conn: c, seq: h.Seq, codecID: h.Codec, oneway: oneway, method: method, body: body, bp: bp}
+	sc.ctx.Context = c.srv.baseCtx
+	ctx := &sc.ctx
 	err := wire.ParseMeta(meta, func(k, v []byte) error {
 		if string(k) == wire.MetaTimeout {
 			d, err := wire.ParseTimeout(v)
@@ -221,8 +223,27 @@ func (c *serverConn) dispatch(h *wire.Header, bp *[]byte) bool {
 	c.mu.Unlock()
 	c.running.Add(1)
 	c.handlers.Add(1)
-	go c.handle(h.Seq, h.Codec, oneway, track, method, body, bp, ctx)
+	sc.track = track
+	c.srv.workers.run(sc)
 	return true
+}
+
+// serverCall is one request on its way through a handler.
+type serverCall struct {
+	conn    *serverConn
+	seq     uint64
+	codecID byte
+	oneway  bool
+	track   bool
+	method  []byte
+	body    []byte
+	bp      *[]byte
+	ctx     callContext
+}
+
+// serve runs the call on a worker goroutine.
+func (sc *serverCall) serve() {
+	sc.conn.handle(sc.seq, sc.codecID, sc.oneway, sc.track, sc.method, sc.body, sc.bp, &sc.ctx)
 }
 
 // handle runs one call and writes its response.

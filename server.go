@@ -22,6 +22,8 @@ type Server struct {
 	running atomic.Int64
 	// shuttingDown is set by Shutdown and Close; new calls are refused.
 	shuttingDown atomic.Bool
+	// workers run handlers on goroutines whose stacks have already grown.
+	workers workerPool
 	// baseCtx is the parent of every handler's ctx; cancelled by Close.
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
@@ -53,6 +55,7 @@ func NewServer(opts ...ServerOption) *Server {
 		conns:     make(map[*serverConn]struct{}),
 	}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
+	s.workers.init()
 	empty := map[string]*service{}
 	s.services.Store(&empty)
 	return s
@@ -300,6 +303,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.cancelBase()
 	s.wg.Wait()
+	s.workers.stop()
 	return errors.Join(errs...)
 }
 
@@ -325,6 +329,7 @@ func (s *Server) Close() error {
 	}
 	s.cancelBase()
 	s.wg.Wait()
+	s.workers.stop()
 	return nil
 }
 

@@ -28,7 +28,8 @@ type service struct {
 // call does no lookup by name beyond one map access.
 type methodType struct {
 	fullName  string        // "Service.Method"
-	fn        reflect.Value // the method bound to its receiver
+	rcvr      reflect.Value // the receiver
+	fn        reflect.Value // the method's func, taking the receiver first
 	withCtx   bool          // first parameter is a context.Context
 	argType   reflect.Type  // the declared args type (value or pointer)
 	argIsPtr  bool
@@ -51,9 +52,9 @@ func (m *methodType) call(ctx context.Context, argp, replyp reflect.Value) error
 	}
 	var out []reflect.Value
 	if m.withCtx {
-		out = m.fn.Call([]reflect.Value{reflect.ValueOf(ctx), arg, replyp})
+		out = m.fn.Call([]reflect.Value{m.rcvr, reflect.ValueOf(ctx), arg, replyp})
 	} else {
-		out = m.fn.Call([]reflect.Value{arg, replyp})
+		out = m.fn.Call([]reflect.Value{m.rcvr, arg, replyp})
 	}
 	if e := out[0].Interface(); e != nil {
 		return e.(error)
@@ -138,7 +139,8 @@ func suitableMethod(sname string, rcvr reflect.Value, m reflect.Method) (*method
 	}
 	return &methodType{
 		fullName:  sname + "." + m.Name,
-		fn:        rcvr.Method(m.Index),
+		rcvr:      rcvr,
+		fn:        m.Func,
 		withCtx:   withCtx,
 		argType:   argType,
 		argIsPtr:  argType.Kind() == reflect.Pointer,

@@ -33,6 +33,9 @@ type target struct {
 	health map[string]*addrHealth
 	// err is the last lookup error, reported while no list is known.
 	err error
+	// emptySince is when the registry began to list no instance while we
+	// knew some; zero otherwise.
+	emptySince time.Time
 }
 
 // addrHealth is the outlier-ejection state of one address.
@@ -136,6 +139,20 @@ func (t *target) update(insts []registry.Instance) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	now := time.Now()
+	if len(filtered) == 0 && len(t.instances) > 0 && !t.allDraining(now) {
+		// A registry that lost its data (Redis restarted empty) reports no
+		// instances until the servers' next heartbeats. Keep routing to the
+		// last known ones for a while rather than failing every call.
+		if t.emptySince.IsZero() {
+			t.emptySince = now
+		}
+		if now.Sub(t.emptySince) < emptyGrace {
+			t.rebuild(now)
+			return
+		}
+	}
+	t.emptySince = time.Time{}
 	present := make(map[string]bool, len(filtered))
 	for _, in := range filtered {
 		present[in.Addr] = true
@@ -147,7 +164,23 @@ func (t *target) update(insts []registry.Instance) {
 	}
 	t.instances = filtered
 	t.err = nil
-	t.rebuild(time.Now())
+	t.rebuild(now)
+}
+
+// emptyGrace is how long a client keeps using the last known instances
+// after the registry suddenly lists none of them (and none announced a
+// shutdown).
+const emptyGrace = 5 * time.Second
+
+// allDraining reports whether every known instance announced its shutdown;
+// t.mu is held.
+func (t *target) allDraining(now time.Time) bool {
+	for _, in := range t.instances {
+		if h := t.health[in.Addr]; h == nil || !h.drainingUntil.After(now) {
+			return false
+		}
+	}
+	return true
 }
 
 // rebuild makes a new snapshot from instances and health; t.mu is held.
@@ -179,6 +212,12 @@ func (t *target) rebuild(now time.Time) {
 	if len(healthy) == 0 {
 		healthy = all // never eject the last instances
 	}
+	if !t.emptySince.IsZero() {
+		// Routing on a stale list: look again when the grace ends.
+		if end := t.emptySince.Add(emptyGrace); expires.IsZero() || end.Before(expires) {
+			expires = end
+		}
+	}
 	s := &targetSnap{picker: t.c.opts.balancer.Build(healthy), total: len(all), all: t.instances, health: health}
 	if !expires.IsZero() {
 		s.expires = expires.UnixNano()
@@ -192,7 +231,12 @@ func (t *target) pick(o *callOptions, tried []string) (string, func(lb.DoneInfo)
 	if s != nil && s.expires != 0 && time.Now().UnixNano() >= s.expires {
 		t.mu.Lock()
 		if s == t.snap.Load() {
-			t.rebuild(time.Now())
+			now := time.Now()
+			if !t.emptySince.IsZero() && now.Sub(t.emptySince) >= emptyGrace {
+				t.instances = nil // the registry has meant it
+				t.emptySince = time.Time{}
+			}
+			t.rebuild(now)
 		}
 		t.mu.Unlock()
 		s = t.snap.Load()

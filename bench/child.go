@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,8 @@ import (
 //
 //	usage -> "usage MALLOCS TOTALALLOC CPU_NS"  (runtime.MemStats + getrusage)
 //	gc    -> "ok"                               (runtime.GC, between runs)
+//	cpuprofile PATH -> "ok"                     (pprof.StartCPUProfile to PATH)
+//	cpuprofile-stop -> "ok"
 //	quit  -> exits
 //
 // EOF on stdin (the harness died) also makes the child exit.
@@ -57,9 +60,12 @@ func serveMain(name, addr string, rawCodec bool, stdin io.Reader, stdout io.Writ
 		return out.Flush()
 	}
 	err = reply("addr %s", lis.Addr())
+	var prof profile
+	defer prof.stop()
 	sc := bufio.NewScanner(stdin)
 	for err == nil && sc.Scan() {
-		switch cmd := strings.TrimSpace(sc.Text()); cmd {
+		cmd, arg, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+		switch cmd {
 		case "usage":
 			var u usage
 			if u, err = readUsage(); err == nil {
@@ -68,6 +74,18 @@ func serveMain(name, addr string, rawCodec bool, stdin io.Reader, stdout io.Writ
 		case "gc":
 			runtime.GC()
 			err = reply("ok")
+		case "cpuprofile":
+			if perr := prof.start(arg); perr != nil {
+				err = reply("error %v", perr)
+			} else {
+				err = reply("ok")
+			}
+		case "cpuprofile-stop":
+			if perr := prof.stop(); perr != nil {
+				err = reply("error %v", perr)
+			} else {
+				err = reply("ok")
+			}
 		case "quit":
 			err = io.EOF
 		default:
@@ -199,8 +217,48 @@ func (c *child) usage() (usage, error) {
 }
 
 // gc runs a garbage collection in the child.
-func (c *child) gc() error {
-	_, err := c.request("gc")
+func (c *child) gc() error { return c.requestOK("gc") }
+
+// requestOK sends cmd and expects "ok".
+func (c *child) requestOK(cmd string) error {
+	line, err := c.request(cmd)
+	if err != nil {
+		return err
+	}
+	if line != "ok" {
+		return fmt.Errorf("bench: child %s: %s", cmd, line)
+	}
+	return nil
+}
+
+// profile is a CPU profile being written to a file (zero value: none).
+type profile struct {
+	f *os.File
+}
+
+func (p *profile) start(path string) error {
+	if p.f != nil {
+		return errors.New("bench: cpu profile already running")
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("bench: cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("bench: cpu profile: %w", err)
+	}
+	p.f = f
+	return nil
+}
+
+func (p *profile) stop() error {
+	if p.f == nil {
+		return nil
+	}
+	pprof.StopCPUProfile()
+	err := p.f.Close()
+	p.f = nil
 	return err
 }
 

@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,6 +59,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	rawCodec := fs.Bool("rawcodec", false, "raw systems msgpack-encode/decode the struct on both sides instead of echoing pre-encoded bytes")
 	jsonOut := fs.Bool("json", false, "print one JSON object per result line instead of a table")
 	rounds := fs.Int("rounds", 1, "repeat every measurement this many times and report the median (by calls/s)")
+	profDir := fs.String("cpuprofile", "", "write CPU profiles of client and server for each measured window into this directory (skews the numbers)")
 	svg := fs.String("svg", "", "write an SVG chart of calls/s against concurrency to this file")
 	serve := fs.String("serve", "", "internal: serve this system (child process mode)")
 	addr := fs.String("addr", "127.0.0.1:0", "internal: listen address in -serve mode")
@@ -72,13 +74,23 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 
 	opts := options{
-		runConfig: runConfig{warmup: *warmup, duration: *duration, conns: *conns, rawCodec: *rawCodec},
+		runConfig: runConfig{warmup: *warmup, duration: *duration, conns: *conns, rawCodec: *rawCodec, profileDir: *profDir},
 		json:      *jsonOut,
 		svg:       *svg,
 		rounds:    *rounds,
 	}
 	if *duration <= 0 || *warmup < 0 || *conns <= 0 || *rounds <= 0 {
 		return errors.New("bench: -duration, -conns and -rounds must be positive, -warmup not negative")
+	}
+	if *profDir != "" {
+		abs, err := filepath.Abs(*profDir)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(abs, 0o755); err != nil {
+			return fmt.Errorf("bench: -cpuprofile: %w", err)
+		}
+		opts.profileDir = abs
 	}
 	var err error
 	if opts.concurrency, err = parseInts(*conc); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,9 @@ type runConfig struct {
 	duration time.Duration
 	conns    int
 	rawCodec bool
+	// profileDir, when set, receives CPU profiles of the measured window:
+	// SYSTEM-cN-client.pprof and SYSTEM-cN-server.pprof.
+	profileDir string
 }
 
 // Phases of a run, read by every caller after each call.
@@ -187,6 +191,17 @@ func measure(ctx context.Context, sys system, ch *child, phase *atomic.Int32, st
 	if err != nil {
 		return result{}, err
 	}
+	var prof profile
+	if cfg.profileDir != "" {
+		base := filepath.Join(cfg.profileDir, fmt.Sprintf("%s-c%d-", sys.name, len(states)))
+		if err := prof.start(base + "client.pprof"); err != nil {
+			return result{}, err
+		}
+		defer prof.stop()
+		if err := ch.requestOK("cpuprofile " + base + "server.pprof"); err != nil {
+			return result{}, err
+		}
+	}
 	c0, t0 := sum(), time.Now()
 	phase.Store(phaseMeasure)
 	if err := wait(cfg.duration); err != nil {
@@ -194,6 +209,11 @@ func measure(ctx context.Context, sys system, ch *child, phase *atomic.Int32, st
 	}
 	phase.Store(phaseWarmup) // stop recording latencies; callers keep calling
 	c1, t1 := sum(), time.Now()
+	if cfg.profileDir != "" {
+		if err := errors.Join(prof.stop(), ch.requestOK("cpuprofile-stop")); err != nil {
+			return result{}, err
+		}
+	}
 	cu1, su1, uc1, err := snapshot()
 	if err != nil {
 		return result{}, err

@@ -1,5 +1,3 @@
-//go:build seedrpc
-
 package main
 
 import (
