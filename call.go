@@ -214,7 +214,11 @@ func (st *callState) launch(ctx context.Context) {
 		} else if len(st.tried) > 0 {
 			a = new(attempt)
 		}
-		*a = attempt{call: call, target: t, addr: addr, start: time.Now(), lbDone: lbDone}
+		now := st.start
+		if a != &st.first {
+			now = time.Now()
+		}
+		*a = attempt{call: call, target: t, addr: addr, start: now, lbDone: lbDone}
 		st.tried = append(st.tried, addr)
 		st.live = append(st.live, a)
 		st.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,8 @@ type Client struct {
 	opts    clientOptions
 	network string
 	static  string // Dial's address; "" for a discovering client
+	// staticPool is the pool of static, looked up once.
+	staticPool *connPool
 
 	// pools holds the *connPool of each address; targets the *target of
 	// each service (discovery). Both are read on every call, without a lock.
@@ -80,6 +83,9 @@ func newClient(network, addr string, opts []ClientOption) (*Client, error) {
 		network: network,
 		static:  addr,
 		stop:    make(chan struct{}),
+	}
+	if addr != "" {
+		c.staticPool = c.pool(addr)
 	}
 	c.wg.Add(1)
 	go c.healthLoop()
@@ -239,7 +245,14 @@ func (c *Client) start(ctx context.Context, call *Call) {
 // instance could do better.
 func (c *Client) send(ctx context.Context, st *callState, a *attempt) error {
 	call := st.call
-	cc, err := c.pool(a.addr).get(ctx)
+	if len(call.ServiceMethod) > wire.MaxMethodLen {
+		return fmt.Errorf("rpc: call %.40s...: %w: method name of %d bytes exceeds %d", call.ServiceMethod, errNotRetryable, len(call.ServiceMethod), wire.MaxMethodLen)
+	}
+	p := c.staticPool
+	if p == nil {
+		p = c.pool(a.addr)
+	}
+	cc, err := p.get(ctx)
 	if err != nil {
 		return err
 	}
@@ -253,7 +266,12 @@ func (c *Client) send(ctx context.Context, st *callState, a *attempt) error {
 		buf = wire.AppendTimeout(buf, time.Until(st.deadline))
 	}
 	for _, kv := range st.opts.meta {
-		if buf, err = wire.AppendMeta(buf, kv.key, []byte(kv.val)); err != nil {
+		if strings.HasPrefix(kv.key, ":") {
+			err = fmt.Errorf("header key %q: keys starting with ':' are reserved", kv.key)
+		} else {
+			buf, err = wire.AppendMeta(buf, kv.key, []byte(kv.val))
+		}
+		if err != nil {
 			*bp = buf[:0]
 			return fmt.Errorf("rpc: call %s: %w: %w", call.ServiceMethod, errNotRetryable, err)
 		}

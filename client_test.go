@@ -85,5 +85,9 @@ func TestConcurrentCalls(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("1000 concurrent 50ms calls took %v", time.Since(start))
+	el := time.Since(start)
+	t.Logf("1000 concurrent 50ms calls took %v", el)
+	if serial := 1000 * 50 * time.Millisecond; el > serial/10 {
+		t.Errorf("1000 concurrent 50ms calls took %v, want well under the serial %v", el, serial)
+	}
 }

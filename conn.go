@@ -50,7 +50,7 @@ func newClientConn(p *connPool, nc net.Conn) *clientConn {
 		pool:    p,
 		nc:      nc,
 		br:      bufio.NewReaderSize(nc, 32<<10),
-		w:       wire.NewWriter(nc),
+		w:       wire.NewWriter(closeOnError{nc}),
 		pending: make(map[uint64]*attempt),
 		done:    make(chan struct{}),
 	}
@@ -233,3 +233,15 @@ func (cc *clientConn) ping() {
 
 // patchSeq writes seq into an encoded frame's header.
 func patchSeq(frame []byte, seq uint64) { binary.BigEndian.PutUint64(frame[8:16], seq) }
+
+// closeOnError closes the connection when a write fails, so the reader
+// fails the pending calls and the pool drops it.
+type closeOnError struct{ nc net.Conn }
+
+func (c closeOnError) Write(p []byte) (int, error) {
+	n, err := c.nc.Write(p)
+	if err != nil {
+		c.nc.Close()
+	}
+	return n, err
+}

@@ -70,11 +70,18 @@ type deadlineWriter struct {
 	timeout time.Duration
 }
 
+// A failed or timed-out write closes the connection, so that the reader
+// stops and every running call is cancelled.
 func (d deadlineWriter) Write(p []byte) (int, error) {
 	if err := d.nc.SetWriteDeadline(time.Now().Add(d.timeout)); err != nil {
+		d.nc.Close()
 		return 0, err
 	}
-	return d.nc.Write(p)
+	n, err := d.nc.Write(p)
+	if err != nil {
+		d.nc.Close()
+	}
+	return n, err
 }
 
 // serve reads frames until the connection fails or is closed.
@@ -88,6 +95,15 @@ func (c *serverConn) serve() {
 	}
 	var hb [wire.HeaderSize]byte
 	for {
+		// Reject garbage as soon as its first bytes arrive, even when it is
+		// shorter than a header; a read error is reported by ReadFull below.
+		if _, err := c.br.Peek(1); err == nil {
+			p, _ := c.br.Peek(min(c.br.Buffered(), 3))
+			if err := wire.CheckPrefix(p); err != nil {
+				c.srv.opts.logger.Warn("rpc: closing connection: bad frame", "remote", c.nc.RemoteAddr(), "err", err)
+				return
+			}
+		}
 		if _, err := io.ReadFull(c.br, hb[:]); err != nil {
 			if !isClosedConnErr(err) {
 				c.srv.opts.logger.Info("rpc: connection read failed", "remote", c.nc.RemoteAddr(), "err", err)
@@ -171,6 +187,7 @@ func (c *serverConn) dispatch(h *wire.Header, bp *[]byte) bool {
 	sc := &serverCall{conn: c, seq: h.Seq, codecID: h.Codec, oneway: oneway, method: method, body: body, bp: bp}
 	sc.ctx.Context = c.srv.baseCtx
 	ctx := &sc.ctx
+	expired := false
 	err := wire.ParseMeta(meta, func(k, v []byte) error {
 		if string(k) == wire.MetaTimeout {
 			d, err := wire.ParseTimeout(v)
@@ -178,6 +195,9 @@ func (c *serverConn) dispatch(h *wire.Header, bp *[]byte) bool {
 				return err
 			}
 			ctx.deadline, ctx.hasDeadline = time.Now().Add(d), true
+			if d <= 0 {
+				expired = true
+			}
 			return nil
 		}
 		if ctx.header == nil {
@@ -192,6 +212,13 @@ func (c *serverConn) dispatch(h *wire.Header, bp *[]byte) bool {
 		return false
 	}
 
+	if expired {
+		putBuf(bp)
+		if !oneway {
+			c.writeError(h.Seq, wire.StatusTimeout, "rpc: deadline passed before the call started")
+		}
+		return true
+	}
 	c.sem <- struct{}{} // blocks reading at the per-connection cap
 	if n := c.srv.running.Add(1); n > int64(c.srv.opts.maxCalls) {
 		c.srv.running.Add(-1)

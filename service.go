@@ -123,6 +123,8 @@ func suitableMethod(sname string, rcvr reflect.Value, m reflect.Method) (*method
 			return nil, fmt.Sprintf("first of 3 parameters is %s, want context.Context", mt.In(1))
 		}
 		first = 2
+	} else if mt.In(1) == typeOfContext {
+		return nil, "takes context.Context but no args, want (ctx, args, *reply)"
 	}
 	argType, replyType := mt.In(first), mt.In(first+1)
 	if !isExportedOrBuiltin(argType) {

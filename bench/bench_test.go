@@ -139,3 +139,33 @@ func TestRenderSVG(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCodec is the codec share of the per-call budget: one encode and
+// one decode of the filled BenchmarkMessage (a call does this twice, once
+// per direction).
+func BenchmarkCodec(b *testing.B) {
+	for _, tt := range []struct {
+		name  string
+		array bool
+	}{{"msgpack-map", false}, {"msgpack-array", true}} {
+		b.Run(tt.name, func(b *testing.B) {
+			c := newStructCodec()
+			c.enc.UseArrayEncodedStructs(tt.array)
+			req := newMessage()
+			var buf []byte
+			var reply BenchmarkMessage
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if buf, err = c.appendEncode(buf[:0], req); err != nil {
+					b.Fatal(err)
+				}
+				reply = BenchmarkMessage{}
+				if err := c.decode(buf, &reply); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(buf)), "bytes/msg")
+		})
+	}
+}

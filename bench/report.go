@@ -183,3 +183,55 @@ func shortNum(v float64) string {
 	}
 	return fmt.Sprintf("%g", v)
 }
+
+// printTargets checks the issue's targets when the results hold seedrpc and
+// the peer a target names; targets whose peer was not run are skipped.
+func printTargets(w io.Writer, results []result) {
+	find := func(sys string, c int) (result, bool) {
+		for _, r := range results {
+			if r.System == sys && r.Concurrency == c {
+				return r, true
+			}
+		}
+		return result{}, false
+	}
+	var lines []string
+	check := func(ok bool, format string, args ...any) {
+		mark := "FAIL"
+		if ok {
+			mark = "ok  "
+		}
+		lines = append(lines, mark+" "+fmt.Sprintf(format, args...))
+	}
+	ratio := func(peer string, c int, want float64) {
+		s, ok1 := find("seedrpc", c)
+		p, ok2 := find(peer, c)
+		if ok1 && ok2 && p.CallsPerSec > 0 {
+			r := s.CallsPerSec / p.CallsPerSec
+			check(r >= want, "seedrpc/%s at %d callers = %.2f (want >= %.2f)", peer, c, r, want)
+		}
+	}
+	for _, c := range []int{16, 256} {
+		ratio("grpc-msgpack", c, 2)
+		ratio("netrpc-gob", c, 1)
+	}
+	ratio("rawmux", 256, 0.4)
+	for _, r := range results {
+		if r.System == "seedrpc" {
+			check(r.AllocsPerCall <= 20, "seedrpc allocs/call at %d callers = %.1f (want <= 20)", r.Concurrency, r.AllocsPerCall)
+		}
+	}
+	if s, ok := find("seedrpc", 1); ok {
+		if p, ok := find("netrpc-gob", 1); ok {
+			check(s.P50us <= p.P50us, "seedrpc p50 at 1 caller = %.1f µs, netrpc-gob %.1f µs (want <=)", s.P50us, p.P50us)
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "targets (issue 5):")
+	for _, l := range lines {
+		fmt.Fprintln(w, "  "+l)
+	}
+}

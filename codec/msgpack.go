@@ -16,6 +16,11 @@ import (
 //
 // Encoders and decoders are pooled, so a call costs no allocation beyond
 // the values it decodes (one per string, slice and map).
+//
+// Plain structs, and pointers to scalars, strings and byte slices, take a
+// fast path (msgpack_fast.go) that produces the same bytes and the same
+// decoded values as msgpack without its reflection; anything it is not
+// sure of, in a type or in a body, goes the msgpack way.
 type Msgpack struct{}
 
 var _ Codec = Msgpack{}
@@ -66,6 +71,14 @@ func (Msgpack) Name() string { return "msgpack" }
 // AppendMarshal appends the MessagePack encoding of v to dst. On error it
 // returns dst unchanged.
 func (Msgpack) AppendMarshal(dst []byte, v any) ([]byte, error) {
+	if out, ok := fastMarshal(dst, v); ok {
+		return out, nil
+	}
+	return appendMsgpack(dst, v)
+}
+
+// appendMsgpack is AppendMarshal through msgpack, without the fast path.
+func appendMsgpack(dst []byte, v any) ([]byte, error) {
 	e := msgpackEncoders.Get().(*msgpackEncoder)
 	e.w.b = dst
 	err := e.enc.Encode(v)
@@ -87,8 +100,19 @@ func (Msgpack) AppendMarshal(dst []byte, v any) ([]byte, error) {
 // extension, array and map length must fit in the bytes that remain, and
 // containers may nest at most 64 deep. Without the check msgpack allocates
 // whatever length a body declares (5 bytes can ask for 32 GiB, a fatal
-// error recover cannot catch). Every error wraps ErrMalformed.
+// error recover cannot catch). Every error wraps ErrMalformed. (The fast
+// path needs no separate pass: it checks every length as it reads, and a
+// body it gives up on is checked and decoded from the start.)
 func (Msgpack) Unmarshal(data []byte, v any) error {
+	if fastUnmarshal(data, v) {
+		return nil
+	}
+	return unmarshalMsgpack(data, v)
+}
+
+// unmarshalMsgpack is Unmarshal through checkMsgpack and msgpack, without
+// the fast path.
+func unmarshalMsgpack(data []byte, v any) error {
 	if err := checkMsgpack(data); err != nil {
 		return err
 	}

@@ -162,3 +162,22 @@ func ParseHeader(b []byte, maxFrame int) (Header, error) {
 	}
 	return h, nil
 }
+
+// CheckPrefix reports whether p, the first bytes of a frame (any number of
+// them, even fewer than HeaderSize), can open a valid frame: it checks the
+// magic and version bytes that p holds. A receiver calls it as soon as a
+// few bytes have arrived, so a short garbage write (an 18-byte HTTP/1.0
+// request) is rejected at once instead of waiting for a full header.
+func CheckPrefix(p []byte) error {
+	want := [3]byte{Magic0, Magic1, Version}
+	for i := 0; i < len(p) && i < len(want); i++ {
+		if p[i] == want[i] {
+			continue
+		}
+		if i < 2 {
+			return fmt.Errorf("%w: % x", ErrBadMagic, p[:min(len(p), 2)])
+		}
+		return fmt.Errorf("%w: %d", ErrVersion, p[2])
+	}
+	return nil
+}

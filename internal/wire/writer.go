@@ -3,8 +3,16 @@ package wire
 import (
 	"context"
 	"io"
+	"runtime"
 	"sync"
 )
+
+// directWrite is the frame size from which a lone writer writes its frame
+// directly rather than copying it into a batch.
+const directWrite = 64 << 10
+
+// maxKept is the largest batch buffer kept for reuse.
+const maxKept = 1 << 20
 
 // maxBuffered is how many bytes may wait behind a write in progress before
 // further writers block (backpressure toward a slow peer).
@@ -86,6 +94,21 @@ func (w *Writer) Write(ctx context.Context, p []byte, wait bool) error {
 	data := p
 	isBatch := false
 	var done chan struct{}
+	if len(p) < directWrite {
+		// Before writing, let the goroutines that are ready to run go
+		// first: under load they are handlers and callers about to write
+		// frames of their own, which then join this write instead of each
+		// paying for a syscall. With nothing else runnable this costs well
+		// under a microsecond.
+		w.buf = append(w.buf, p...)
+		w.mu.Unlock()
+		runtime.Gosched()
+		w.mu.Lock()
+		data = w.buf
+		w.buf, w.spare = w.spare, nil
+		isBatch = true
+		done, w.batchDone = w.batchDone, nil
+	}
 	for {
 		w.mu.Unlock()
 		_, err := w.w.Write(data)
@@ -94,7 +117,7 @@ func (w *Writer) Write(ctx context.Context, p []byte, wait bool) error {
 			close(done)
 			done = nil
 		}
-		if isBatch {
+		if isBatch && cap(data) <= maxKept {
 			w.spare = data[:0]
 		}
 		if err != nil {

@@ -1,0 +1,572 @@
+package rpc
+
+// Integration tests of the cluster client (issue 4): balancers over real
+// servers, failover when a server process is killed, graceful drain,
+// hedging, retries within a budget, outlier ejection and metadata filters.
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/seedrpc/rpc/lb"
+	"github.com/seedrpc/rpc/registry"
+)
+
+// newMemoryRegistry returns an in-process registry with the fleet TTLs,
+// closed when the test ends.
+func newMemoryRegistry(t testing.TB) *registry.Memory {
+	t.Helper()
+	mem := registry.NewMemory(registry.WithTTL(fleetTTL), registry.WithHeartbeat(fleetHeartbeat))
+	t.Cleanup(func() { mem.Close() })
+	return mem
+}
+
+// callN makes n calls from each of callers goroutines and returns them all.
+func callN(t testing.TB, cli *Client, callers, n int, args func(caller, i int) FleetArgs, opts ...CallOption) []callRec {
+	t.Helper()
+	var mu sync.Mutex
+	var recs []callRec
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n {
+				a := args(c, i)
+				var r FleetReply
+				rec := callRec{start: time.Now()}
+				rec.err = cli.Call("Calc.Add", a, &r, opts...)
+				rec.end = time.Now()
+				if rec.err == nil {
+					rec.addr = r.Addr
+					if r.Sum != a.A+a.B {
+						rec.err = fmt.Errorf("wrong sum %d from %s", r.Sum, r.Addr)
+					}
+				}
+				mu.Lock()
+				recs = append(recs, rec)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return recs
+}
+
+func plainArgs(c, i int) FleetArgs { return FleetArgs{A: c, B: i} }
+
+func TestFleetRoundRobinShares(t *testing.T) {
+	rs := startRedis(t)
+	sreg := newRedisRegistry(t, rs.Addr())
+	var addrs []string
+	for range 3 {
+		addrs = append(addrs, startFleetServer(t, sreg, "Calc", 0).addr)
+	}
+	cli := newFleetClient(t, newRedisRegistry(t, rs.Addr()), WithBalancer(lb.RoundRobin()))
+	waitRouted(t, cli, "Calc", addrs...)
+
+	const callers, n = 16, 150
+	recs := callN(t, cli, callers, n, plainArgs, WithTimeout(2*time.Second))
+	if f := failures(recs); len(f) > 0 {
+		logFailures(t, recs[0].start, f)
+		t.Fatalf("%d calls failed", len(f))
+	}
+	counts := countByAddr(recs)
+	want := callers * n / 3
+	for _, a := range addrs {
+		if d := counts[a] - want; d < -1 || d > 1 {
+			t.Errorf("%s answered %d of %d concurrent calls, want %d±1", a, counts[a], callers*n, want)
+		}
+	}
+	t.Logf("round robin, %d callers: %v", callers, counts)
+}
+
+func TestFleetConsistentHash(t *testing.T) {
+	mem := newMemoryRegistry(t)
+	var fs []*fleetServer
+	var addrs []string
+	for range 4 {
+		s := startFleetServer(t, mem, "Calc", 0)
+		fs = append(fs, s)
+		addrs = append(addrs, s.addr)
+	}
+	cli := newFleetClient(t, mem, WithBalancer(lb.ConsistentHash()))
+	// Wait until the client's ring has all 4 servers.
+	deadline := time.Now().Add(fleetWait)
+	for {
+		seen := map[string]bool{}
+		for k := range 40 {
+			var r FleetReply
+			if err := cli.Call("Calc.Add", FleetArgs{}, &r, WithHashKey(fmt.Sprint("warm-", k)), WithTimeout(time.Second)); err == nil {
+				seen[r.Addr] = true
+			}
+		}
+		if len(seen) == 4 || time.Now().After(deadline) {
+			break
+		}
+	}
+
+	owner := map[string]string{}
+	for round := range 5 {
+		for k := range 40 {
+			key := fmt.Sprint("user-", k)
+			var r FleetReply
+			if err := cli.Call("Calc.Add", FleetArgs{A: k}, &r, WithHashKey(key), WithTimeout(time.Second)); err != nil {
+				t.Fatalf("key %s: %v", key, err)
+			}
+			if round == 0 {
+				owner[key] = r.Addr
+			} else if owner[key] != r.Addr {
+				t.Fatalf("key %s went to %s, then to %s", key, owner[key], r.Addr)
+			}
+		}
+	}
+	perServer := map[string]int{}
+	for _, a := range owner {
+		perServer[a]++
+	}
+	if len(perServer) < 3 {
+		t.Errorf("40 keys landed on %d servers (%v), want at least 3 of 4", len(perServer), perServer)
+	}
+	t.Logf("40 keys over 4 servers: %v", perServer)
+
+	// One server leaves: only its keys move.
+	gone := fs[0].addr
+	fs[0].shutdown(t)
+	deadline = time.Now().Add(fleetWait)
+	for k := 0; k < 40; k++ {
+		key := fmt.Sprint("user-", k)
+		var r FleetReply
+		if err := cli.Call("Calc.Add", FleetArgs{A: k}, &r, WithHashKey(key), WithTimeout(time.Second)); err != nil {
+			t.Fatalf("after shutdown, key %s: %v", key, err)
+		}
+		if r.Addr == gone {
+			if time.Now().After(deadline) {
+				t.Fatalf("key %s still routed to the stopped server", key)
+			}
+			k-- // the client has not seen the change yet: ask again
+			continue
+		}
+		if owner[key] != gone && owner[key] != r.Addr {
+			t.Errorf("key %s moved from %s to %s although its server stayed", key, owner[key], r.Addr)
+		}
+	}
+}
+
+func TestFleetLeastLoaded(t *testing.T) {
+	mem := newMemoryRegistry(t)
+	fast1 := startFleetServer(t, mem, "Calc", 2*time.Millisecond)
+	fast2 := startFleetServer(t, mem, "Calc", 2*time.Millisecond)
+	slow := startFleetServer(t, mem, "Calc", 32*time.Millisecond)
+	cli := newFleetClient(t, mem, WithBalancer(lb.LeastLoaded()))
+	waitRouted(t, cli, "Calc", fast1.addr, fast2.addr, slow.addr)
+
+	start := time.Now()
+	recs := callN(t, cli, 16, 100, plainArgs, WithTimeout(2*time.Second))
+	if f := failures(recs); len(f) > 0 {
+		logFailures(t, start, f)
+		t.Fatalf("%d calls failed", len(f))
+	}
+	counts := countByAddr(recs)
+	share := float64(counts[slow.addr]) / float64(len(recs))
+	t.Logf("least loaded, 1600 calls from 16 callers in %v: slow %d (%.1f%%), fast %d and %d",
+		time.Since(start).Round(time.Millisecond), counts[slow.addr], 100*share, counts[fast1.addr], counts[fast2.addr])
+	if share >= 0.15 {
+		t.Errorf("the server 30ms slower got %.1f%% of the calls, want < 15%%", 100*share)
+	}
+}
+
+// TestFleetKill9UnderLoad kills one of three child server processes under
+// 8 concurrent callers: only calls in flight there fail, none a second
+// later, and none waits past its timeout.
+func TestFleetKill9UnderLoad(t *testing.T) {
+	rs := startRedis(t)
+	var kids []*childServer
+	var addrs []string
+	for range 3 {
+		c := startChild(t, childConfig{redis: rs.Addr(), delay: 2 * time.Millisecond})
+		kids = append(kids, c)
+		addrs = append(addrs, c.addr)
+	}
+	cli := newFleetClient(t, newRedisRegistry(t, rs.Addr()), WithBalancer(lb.RoundRobin()))
+	waitRouted(t, cli, "Calc", addrs...)
+
+	const callers = 8
+	const timeout = time.Second
+	ld := startLoad(t, cli, callers, "Calc.Add", FleetArgs{B: 1}, WithTimeout(timeout))
+	time.Sleep(300 * time.Millisecond)
+	victim := kids[0]
+	t0 := time.Now()
+	victim.kill()
+	dead := time.Now()
+	time.Sleep(1500 * time.Millisecond)
+	recs := ld.stop()
+
+	fails := failures(recs)
+	logFailures(t, t0, fails)
+	var maxDur time.Duration
+	for _, r := range recs {
+		maxDur = max(maxDur, r.end.Sub(r.start))
+	}
+	// In flight: sent before the client could learn of the death (the
+	// kernel resets the connections when the process is gone).
+	inFlightBy := dead.Add(50 * time.Millisecond)
+	for _, f := range fails {
+		if f.start.After(inFlightBy) {
+			t.Errorf("call started %v after the kill failed: %v", f.start.Sub(t0).Round(time.Millisecond), f.err)
+		}
+	}
+	if len(fails) > callers {
+		t.Errorf("%d calls failed; at most the %d in flight may", len(fails), callers)
+	}
+	if maxDur > timeout+100*time.Millisecond {
+		t.Errorf("a call took %v, past its %v timeout", maxDur, timeout)
+	}
+	late := slicesFilter(recs, func(r callRec) bool { return r.start.After(t0.Add(time.Second)) })
+	if len(late) == 0 {
+		t.Error("no calls a second after the kill")
+	}
+	for _, r := range late {
+		if r.err != nil || r.addr == victim.addr {
+			t.Errorf("a call a second after the kill: answered by %q, error %v", r.addr, r.err)
+			break
+		}
+	}
+	t.Logf("kill -9 of 1 of 3 under %d callers: %d calls, %d failed (kill took %v), max call %v",
+		callers, len(recs), len(fails), dead.Sub(t0).Round(time.Millisecond), maxDur.Round(time.Millisecond))
+}
+
+// TestFleetRollingRestart replaces each of three servers in turn (start a
+// new one, gracefully shut an old one down) under 16 callers: zero failed
+// calls.
+func TestFleetRollingRestart(t *testing.T) {
+	rs := startRedis(t)
+	sreg := newRedisRegistry(t, rs.Addr())
+	var old []*fleetServer
+	for range 3 {
+		old = append(old, startFleetServer(t, sreg, "Calc", 5*time.Millisecond))
+	}
+	cli := newFleetClient(t, newRedisRegistry(t, rs.Addr()), WithBalancer(lb.RoundRobin()))
+	waitRouted(t, cli, "Calc", old[0].addr, old[1].addr, old[2].addr)
+
+	ld := startLoad(t, cli, 16, "Calc.Add", FleetArgs{B: 1}, WithTimeout(2*time.Second))
+	t0 := time.Now()
+	time.Sleep(200 * time.Millisecond)
+	var fresh []*fleetServer
+	for _, s := range old {
+		fresh = append(fresh, startFleetServer(t, sreg, "Calc", 5*time.Millisecond))
+		time.Sleep(100 * time.Millisecond)
+		start := time.Now()
+		s.shutdown(t)
+		t.Logf("Shutdown of %s under load took %v (%d calls served)", s.addr, time.Since(start).Round(time.Millisecond), s.calc.calls.Load())
+		time.Sleep(100 * time.Millisecond)
+	}
+	end := time.Now()
+	time.Sleep(200 * time.Millisecond)
+	recs := ld.stop()
+	fails := failures(recs)
+	logFailures(t, t0, fails)
+	if len(fails) > 0 {
+		t.Errorf("%d of %d calls failed during a rolling restart; want 0", len(fails), len(recs))
+	}
+	after := countByAddr(slicesFilter(recs, func(r callRec) bool { return r.start.After(end) }))
+	for _, s := range old {
+		if after[s.addr] != 0 {
+			t.Errorf("stopped server %s answered calls after the restart", s.addr)
+		}
+	}
+	for _, s := range fresh {
+		if after[s.addr] == 0 {
+			t.Errorf("new server %s got no calls after the restart (%v)", s.addr, after)
+		}
+	}
+	t.Logf("rolling restart: %d calls, 0 allowed to fail, %d failed", len(recs), len(fails))
+}
+
+// TestFleetHedge: the first instance tried is slow; a hedge sent after 20ms
+// to the fast one wins, and the slow handler sees its ctx cancelled.
+func TestFleetHedge(t *testing.T) {
+	mem := newMemoryRegistry(t)
+	slow := startFleetServer(t, mem, "Calc", 500*time.Millisecond, WithMeta("order", "0"))
+	fast := startFleetServer(t, mem, "Calc", 0, WithMeta("order", "1"))
+	cli := newFleetClient(t, mem, WithBalancer(orderedBalancer{}))
+
+	// Without a hedge the ordered balancer sends everything to the slow one.
+	var r FleetReply
+	start := time.Now()
+	if err := cli.Call("Calc.Add", FleetArgs{A: 1}, &r, WithTimeout(2*time.Second)); err != nil || r.Addr != slow.addr {
+		t.Fatalf("unhedged call: answered by %s, %v; want %s", r.Addr, err, slow.addr)
+	}
+	t.Logf("unhedged call took %v", time.Since(start).Round(time.Millisecond))
+
+	const n = 5
+	for i := range n {
+		start := time.Now()
+		var r FleetReply
+		err := cli.Call("Calc.Add", FleetArgs{A: i, B: 1}, &r, WithHedge(20*time.Millisecond), WithTimeout(2*time.Second))
+		el := time.Since(start)
+		if err != nil || r.Addr != fast.addr || r.Sum != i+1 {
+			t.Fatalf("hedged call %d: %+v, %v; want an answer from %s", i, r, err, fast.addr)
+		}
+		if el > 200*time.Millisecond {
+			t.Errorf("hedged call %d took %v, want about 20ms", i, el)
+		}
+		t.Logf("hedged call %d took %v", i, el.Round(time.Millisecond))
+	}
+	deadline := time.Now().Add(fleetWait)
+	for slow.calc.cancelled.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := slow.calc.cancelled.Load(); got != n {
+		t.Errorf("the slow server saw %d of %d losing handlers cancelled", got, n)
+	}
+
+	// A fast first answer sends no hedge.
+	before := fast.calc.calls.Load()
+	noHedge := startFleetServer(t, mem, "Calc", 0, WithMeta("order", "-")) // sorts first
+	waitRouted(t, cli, "Calc", noHedge.addr)
+	for range 5 {
+		if err := cli.Call("Calc.Add", FleetArgs{}, &r, WithHedge(100*time.Millisecond), WithTimeout(time.Second)); err != nil || r.Addr != noHedge.addr {
+			t.Fatalf("call: answered by %s, %v; want %s", r.Addr, err, noHedge.addr)
+		}
+	}
+	if got := fast.calc.calls.Load() - before; got != 0 {
+		t.Errorf("%d hedges sent although the first answer came at once", got)
+	}
+}
+
+// TestFleetRetryBudget: with 5 retries and a 300ms timeout against servers
+// that are blackholed, slow or refusing, no call exceeds 300ms plus a small
+// margin.
+func TestFleetRetryBudget(t *testing.T) {
+	const timeout, margin = 300 * time.Millisecond, 150 * time.Millisecond
+	for _, tc := range []struct {
+		name    string
+		setup   func(t *testing.T, reg registry.Registry)
+		wantErr error
+	}{
+		{"blackholed", func(t *testing.T, reg registry.Registry) {
+			for range 3 {
+				registerFake(t, reg, "Calc", startFakeServer(t, fakeBlackhole).addr())
+			}
+		}, ErrTimeout},
+		{"slow", func(t *testing.T, reg registry.Registry) {
+			for range 3 {
+				startFleetServer(t, reg, "Calc", 2*time.Second)
+			}
+		}, ErrTimeout},
+		{"dropping and refusing", func(t *testing.T, reg registry.Registry) {
+			registerFake(t, reg, "Calc", startFakeServer(t, fakeDrop).addr())
+			registerFake(t, reg, "Calc", deadAddr(t))
+			registerFake(t, reg, "Calc", startFakeServer(t, fakeBlackhole).addr())
+		}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := newMemoryRegistry(t)
+			tc.setup(t, mem)
+			cli := newFleetClient(t, mem, WithBalancer(lb.RoundRobin()), WithEjection(0, 0))
+			recs := callN(t, cli, 8, 3, plainArgs, WithRetries(5), WithTimeout(timeout))
+			var maxDur time.Duration
+			for _, r := range recs {
+				d := r.end.Sub(r.start)
+				if d > timeout+margin {
+					// The error says when the call's timer fired: if that is
+					// near 300ms, the caller was held up after it.
+					t.Errorf("a call with 5 retries and a %v timeout took %v: %v", timeout, d, r.err)
+				}
+				maxDur = max(maxDur, d)
+				if r.err == nil {
+					t.Errorf("a call succeeded against %s servers", tc.name)
+				} else if tc.wantErr != nil && !errors.Is(r.err, tc.wantErr) {
+					t.Errorf("error %v, want %v", r.err, tc.wantErr)
+				}
+			}
+			t.Logf("%d calls, longest %v; e.g. %v", len(recs), maxDur.Round(time.Millisecond), recs[0].err)
+		})
+	}
+}
+
+// TestFleetConnRefusedRetried: an instance whose address refuses
+// connections is skipped by itself; every call succeeds without retries
+// being asked for.
+func TestFleetConnRefusedRetried(t *testing.T) {
+	mem := newMemoryRegistry(t)
+	registerFake(t, mem, "Calc", deadAddr(t))
+	registerFake(t, mem, "Calc", deadAddr(t))
+	good := startFleetServer(t, mem, "Calc", 0)
+	cli := newFleetClient(t, mem, WithBalancer(lb.RoundRobin()), WithEjection(0, 0))
+	for i := range 30 {
+		var r FleetReply
+		start := time.Now()
+		if err := cli.Call("Calc.Add", FleetArgs{A: i}, &r, WithTimeout(2*time.Second)); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if r.Addr != good.addr {
+			t.Fatalf("call %d answered by %s", i, r.Addr)
+		}
+		if el := time.Since(start); el > 500*time.Millisecond {
+			t.Errorf("call %d took %v", i, el)
+		}
+	}
+}
+
+// TestFleetOutlierEjection: an instance that fails every call is ejected
+// after n consecutive failures, probed back after the ejection period, and
+// ejected for longer the next time; timeouts count too; the last instance
+// is never ejected.
+func TestFleetOutlierEjection(t *testing.T) {
+	t.Run("dropping", func(t *testing.T) {
+		mem := newMemoryRegistry(t)
+		bad := startFakeServer(t, fakeDrop)
+		registerFake(t, mem, "Calc", bad.addr())
+		a := startFleetServer(t, mem, "Calc", 0)
+		b := startFleetServer(t, mem, "Calc", 0)
+		const base = 500 * time.Millisecond
+		cli := newFleetClient(t, mem, WithBalancer(lb.RoundRobin()), WithEjection(3, base))
+		call := func() {
+			t.Helper()
+			var r FleetReply
+			if err := cli.Call("Calc.Add", FleetArgs{}, &r, WithRetries(2), WithTimeout(time.Second)); err != nil {
+				t.Fatalf("call with retries failed: %v", err)
+			}
+			if r.Addr != a.addr && r.Addr != b.addr {
+				t.Fatalf("answered by %s", r.Addr)
+			}
+		}
+		// callsUntil calls until the bad instance saw want requests.
+		callsUntil := func(want int64, limit time.Duration) time.Time {
+			t.Helper()
+			deadline := time.Now().Add(limit)
+			for bad.requests.Load() < want {
+				if time.Now().After(deadline) {
+					t.Fatalf("the bad instance saw %d requests, want %d within %v", bad.requests.Load(), want, limit)
+				}
+				call()
+				time.Sleep(time.Millisecond)
+			}
+			return time.Now()
+		}
+		// quietFor calls for d and checks the bad instance gets nothing.
+		quietFor := func(d time.Duration) {
+			t.Helper()
+			n := bad.requests.Load()
+			for end := time.Now().Add(d); time.Now().Before(end); {
+				call()
+				time.Sleep(2 * time.Millisecond)
+			}
+			if got := bad.requests.Load(); got != n {
+				t.Fatalf("an ejected instance got %d requests within %v of its ejection", got-n, d)
+			}
+		}
+
+		ejected := callsUntil(3, 5*time.Second)
+		quietFor(base * 6 / 10)
+		probed := callsUntil(4, 5*time.Second)
+		t.Logf("ejected after 3 failures; probed back after %v (base %v)", probed.Sub(ejected).Round(time.Millisecond), base)
+		if probed.Sub(ejected) < base-50*time.Millisecond {
+			t.Errorf("probed back after %v, before the ejection period %v ended", probed.Sub(ejected), base)
+		}
+		ejected = callsUntil(6, 5*time.Second) // 3 more consecutive failures
+		quietFor(base * 13 / 10)               // the second ejection lasts 2×base
+		probed = callsUntil(7, 5*time.Second)
+		t.Logf("ejected again; probed back after %v (want about %v)", probed.Sub(ejected).Round(time.Millisecond), 2*base)
+		if probed.Sub(ejected) < 2*base-50*time.Millisecond {
+			t.Errorf("second ejection lasted %v, want it to grow to %v", probed.Sub(ejected), 2*base)
+		}
+	})
+
+	t.Run("timeouts", func(t *testing.T) {
+		mem := newMemoryRegistry(t)
+		registerFake(t, mem, "Calc", startFakeServer(t, fakeBlackhole).addr())
+		good := startFleetServer(t, mem, "Calc", 0)
+		cli := newFleetClient(t, mem, WithBalancer(lb.RoundRobin()), WithEjection(2, 5*time.Second))
+		var timeouts int
+		for i := range 40 {
+			var r FleetReply
+			err := cli.Call("Calc.Add", FleetArgs{A: i}, &r, WithTimeout(100*time.Millisecond))
+			switch {
+			case errors.Is(err, ErrTimeout):
+				timeouts++
+			case err != nil:
+				t.Fatalf("call %d: %v", i, err)
+			case r.Addr != good.addr:
+				t.Fatalf("call %d answered by %s", i, r.Addr)
+			}
+		}
+		if timeouts != 2 {
+			t.Errorf("%d of 40 calls timed out on the blackholed instance; want it ejected after 2", timeouts)
+		}
+	})
+
+	t.Run("last instance", func(t *testing.T) {
+		mem := newMemoryRegistry(t)
+		bad := startFakeServer(t, fakeDrop)
+		registerFake(t, mem, "Calc", bad.addr())
+		cli := newFleetClient(t, mem, WithEjection(2, 10*time.Second))
+		for i := range 10 {
+			var r FleetReply
+			err := cli.Call("Calc.Add", FleetArgs{}, &r, WithTimeout(time.Second))
+			if err == nil || errors.Is(err, ErrNoInstances) || errors.Is(err, ErrTimeout) {
+				t.Fatalf("call %d to the only (failing) instance: %v; want a transport error, not ejection", i, err)
+			}
+		}
+		if got := bad.requests.Load(); got < 10 {
+			t.Errorf("the last instance got %d of 10 calls; it must never be ejected", got)
+		}
+	})
+}
+
+// TestFleetFilter: WithFilter("version", "v2") routes only to servers
+// registered WithMeta("version", "v2"), as a call option and as a client
+// default.
+func TestFleetFilter(t *testing.T) {
+	rs := startRedis(t)
+	sreg := newRedisRegistry(t, rs.Addr())
+	var v1, v2 []string
+	for range 2 {
+		v1 = append(v1, startFleetServer(t, sreg, "Calc", 0, WithMeta("version", "v1")).addr)
+		v2 = append(v2, startFleetServer(t, sreg, "Calc", 0, WithMeta("version", "v2"), WithMeta("zone", "a")).addr)
+	}
+	creg := newRedisRegistry(t, rs.Addr())
+	cli := newFleetClient(t, creg, WithBalancer(lb.RoundRobin()))
+	waitRouted(t, cli, "Calc", append(slices.Clone(v1), v2...)...)
+
+	check := func(cli *Client, want []string, opts ...CallOption) {
+		t.Helper()
+		counts := map[string]int{}
+		for i := range 40 {
+			var r FleetReply
+			if err := cli.Call("Calc.Add", FleetArgs{A: i}, &r, append(opts, WithTimeout(time.Second))...); err != nil {
+				t.Fatalf("call %d: %v", i, err)
+			}
+			counts[r.Addr]++
+		}
+		for a := range counts {
+			if !slices.Contains(want, a) {
+				t.Errorf("filtered calls reached %s; want only %v (got %v)", a, want, counts)
+			}
+		}
+		for _, a := range want {
+			if counts[a] == 0 {
+				t.Errorf("no filtered call reached %s (%v)", a, counts)
+			}
+		}
+	}
+	check(cli, v2, WithFilter("version", "v2"))
+	check(cli, v1, WithFilter("version", "v1"))
+	check(cli, v2, WithFilter("version", "v2"), WithFilter("zone", "a"))
+
+	v1cli := newFleetClient(t, creg, WithBalancer(lb.RoundRobin()), WithFilter("version", "v1"))
+	check(v1cli, v1)
+
+	start := time.Now()
+	var r FleetReply
+	err := cli.Call("Calc.Add", FleetArgs{}, &r, WithFilter("version", "v3"))
+	if !errors.Is(err, ErrNoInstances) || time.Since(start) > 100*time.Millisecond {
+		t.Errorf("call filtered to no instance: %v after %v; want ErrNoInstances at once", err, time.Since(start))
+	}
+}

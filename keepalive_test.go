@@ -1,0 +1,307 @@
+package rpc
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// freezeProxy forwards TCP connections to a target and can freeze: stop
+// forwarding in both directions while keeping every socket open, like a
+// silently partitioned (blackholed) peer.
+type freezeProxy struct {
+	lis    net.Listener
+	target string
+	frozen atomic.Bool
+	stop   chan struct{}
+
+	mu    sync.Mutex // guards conns
+	conns []net.Conn
+
+	wg sync.WaitGroup
+}
+
+func newFreezeProxy(t testing.TB, target string) *freezeProxy {
+	t.Helper()
+	p := &freezeProxy{lis: listenLoopback(t), target: target, stop: make(chan struct{})}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *freezeProxy) addr() string { return p.lis.Addr().String() }
+
+func (p *freezeProxy) accept() {
+	defer p.wg.Done()
+	for {
+		in, err := p.lis.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(out, in)
+		go p.pipe(in, out)
+	}
+}
+
+// pipe copies src to dst, holding everything while the proxy is frozen.
+func (p *freezeProxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		if !p.waitThawed() {
+			return
+		}
+		n, err := src.Read(buf)
+		if n > 0 {
+			if !p.waitThawed() {
+				return
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// waitThawed blocks while the proxy is frozen; false means it closed.
+func (p *freezeProxy) waitThawed() bool {
+	for p.frozen.Load() {
+		select {
+		case <-p.stop:
+			return false
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return true
+}
+
+// cut closes every proxied connection; the proxy keeps accepting new ones.
+func (p *freezeProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *freezeProxy) close() {
+	select {
+	case <-p.stop:
+		return
+	default:
+	}
+	close(p.stop)
+	p.lis.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func TestFreezeProxy(t *testing.T) {
+	// The proxy itself: bytes pass when thawed and are held when frozen.
+	echo := listenLoopback(t)
+	defer echo.Close()
+	go func() {
+		c, err := echo.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c)
+	}()
+	p := newFreezeProxy(t, echo.Addr().String())
+	c, err := net.Dial("tcp", p.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2)
+	c.Write([]byte("hi"))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hi" {
+		t.Fatalf("echo through proxy = %q, %v", buf, err)
+	}
+	p.frozen.Store(true)
+	time.Sleep(10 * time.Millisecond)
+	c.Write([]byte("yo"))
+	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, err := c.Read(buf); n != 0 || err == nil {
+		t.Fatalf("read through a frozen proxy = %d, %v; want a timeout", n, err)
+	}
+	p.frozen.Store(false)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "yo" {
+		t.Fatalf("echo after thaw = %q, %v", buf, err)
+	}
+}
+
+func TestKeepaliveBlackhole(t *testing.T) {
+	srv := NewServer()
+	if err := srv.Register(&Calc{}); err != nil {
+		t.Fatal(err)
+	}
+	addr := startServer(t, srv)
+	proxy := newFreezeProxy(t, addr)
+	cli, err := Dial("tcp", proxy.addr(), WithKeepalive(100*time.Millisecond), WithPoolSize(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	var sum int
+	if err := cli.Call("Calc.Add", Args{1, 2}, &sum); err != nil {
+		t.Fatalf("Call through the proxy = %v", err)
+	}
+	// Idle for a few keepalive intervals: pings keep a healthy connection up.
+	time.Sleep(350 * time.Millisecond)
+	if err := cli.Call("Calc.Add", Args{1, 2}, &sum, WithTimeout(5*time.Second)); err != nil {
+		t.Fatalf("Call after idling with keepalive = %v", err)
+	}
+
+	pending := cli.Go("Calc.Sleep", time.Minute, new(int), nil) // no timeout
+	time.Sleep(20 * time.Millisecond)
+	proxy.frozen.Store(true)
+	frozeAt := time.Now()
+	waitCall(t, pending, 5*time.Second)
+	if !errors.Is(pending.Error, ErrShutdown) {
+		t.Errorf("pending call on a blackholed connection error = %v, want ErrShutdown", pending.Error)
+	}
+	if el := time.Since(frozeAt); el > 1200*time.Millisecond {
+		t.Errorf("blackhole detected after %v, want within about 1s with a 100ms keepalive", el)
+	} else {
+		t.Logf("blackhole detected after %v", el)
+	}
+
+	// After the partition heals, the next call re-dials.
+	proxy.frozen.Store(false)
+	if err := afterConnLoss(t, func() error { return cli.Call("Calc.Add", Args{2, 3}, &sum, WithTimeout(5*time.Second)) }); err != nil || sum != 5 {
+		t.Fatalf("Call after the partition healed = %d, %v; want 5, nil", sum, err)
+	}
+
+	// A call on a connection that blackholes later: a new proxy is a new
+	// path; the client re-dials there too.
+	proxy.frozen.Store(true)
+	call := cli.Go("Calc.Add", Args{1, 1}, &sum, nil)
+	waitCall(t, call, 5*time.Second)
+	if !errors.Is(call.Error, ErrShutdown) {
+		t.Errorf("call sent into a blackhole error = %v, want ErrShutdown", call.Error)
+	}
+	proxy.frozen.Store(false)
+}
+
+// TestWriteStallHonoursTimeout: a peer that stops reading fills the socket
+// buffers; a call or oneway with a timeout must still return by its deadline
+// instead of blocking in the socket write until keepalive kills the
+// connection.
+func TestWriteStallHonoursTimeout(t *testing.T) {
+	skipKnownBug(t, "the client's coalescing writer blocks in net.Conn.Write with no deadline, so a call or oneway into a stalled connection returns only when keepalive kills it (2x interval), not at its timeout")
+	srv := NewServer()
+	if err := srv.Register(&Calc{}); err != nil {
+		t.Fatal(err)
+	}
+	addr := startServer(t, srv)
+	payload := make([]byte, 4<<20)
+	const timeout = 200 * time.Millisecond
+	stalled := func(t *testing.T) *Client {
+		proxy := newFreezeProxy(t, addr)
+		cli, err := Dial("tcp", proxy.addr(), WithPoolSize(1), WithKeepalive(3*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cli.Close() })
+		proxy.frozen.Store(true)
+		return cli
+	}
+	t.Run("oneway", func(t *testing.T) {
+		cli := stalled(t)
+		for i := range 8 { // 32 MiB: far more than the loopback socket buffers hold
+			start := time.Now()
+			err := cli.Oneway("Calc.Echo", payload, WithTimeout(timeout))
+			el := time.Since(start)
+			if el > timeout+time.Second {
+				t.Fatalf("Oneway #%d into a stalled connection took %v with a %v timeout (err %v)", i, el, timeout, err)
+			}
+			if err != nil {
+				if !errors.Is(err, ErrTimeout) {
+					t.Errorf("Oneway #%d error = %v, want ErrTimeout", i, err)
+				}
+				return
+			}
+		}
+	})
+	t.Run("call", func(t *testing.T) {
+		cli := stalled(t)
+		for i := range 8 {
+			start := time.Now()
+			var out []byte
+			err := cli.Call("Calc.Echo", payload, &out, WithTimeout(timeout))
+			if el := time.Since(start); el > timeout+time.Second {
+				t.Fatalf("Call #%d into a stalled connection took %v with a %v timeout (err %v)", i, el, timeout, err)
+			}
+			if !errors.Is(err, ErrTimeout) {
+				t.Errorf("Call #%d into a stalled connection error = %v, want ErrTimeout", i, err)
+			}
+		}
+	})
+}
+
+// TestCallRightAfterConnLoss: a call made the moment a connection was lost
+// (here: from the callback of a call that failed with it) must re-dial, not
+// fail on the dead connection that is still in the pool.
+func TestCallRightAfterConnLoss(t *testing.T) {
+	skipKnownBug(t, "clientConn.fail marks the connection dead (cc.err) and fails its calls before the reader closes cc.done and removes it from the pool; in that window usable() is still true, register returns the stale error and launch's immediate safe retries all hit the same dead connection")
+	srv := NewServer()
+	if err := srv.Register(&Calc{}); err != nil {
+		t.Fatal(err)
+	}
+	addr := startServer(t, srv)
+	proxy := newFreezeProxy(t, addr)
+	cli, err := Dial("tcp", proxy.addr(), WithPoolSize(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	for round := range 10 {
+		var sum int
+		if err := cli.Call("Calc.Add", Args{1, 2}, &sum, WithTimeout(5*time.Second)); err != nil {
+			t.Fatalf("round %d: Call before the cut = %v", round, err)
+		}
+		after := make(chan error, 1)
+		var once sync.Once
+		for range 50 {
+			cli.Callback("Calc.Sleep", time.Minute, new(int), func(c *Call) {
+				once.Do(func() {
+					var r int
+					after <- cli.Call("Calc.Add", Args{2, 3}, &r, WithTimeout(5*time.Second))
+				})
+			})
+		}
+		time.Sleep(20 * time.Millisecond)
+		proxy.cut()
+		if err := recvErr(t, after, "the call after the cut"); err != nil {
+			t.Fatalf("round %d: Call right after the connection was lost = %v, want nil (a re-dial)", round, err)
+		}
+	}
+}
