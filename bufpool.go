@@ -5,7 +5,7 @@ import "sync"
 // maxPooledBuf is the largest buffer kept for reuse; larger ones (big
 // payloads are rare) go to the garbage collector so the pool cannot pin
 // memory.
-const maxPooledBuf = 64 << 10
+const maxPooledBuf = 64<<10 + 4096
 
 // bufPool recycles frame buffers.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}

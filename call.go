@@ -183,21 +183,34 @@ func (st *callState) next(prev error) {
 	if st.finished.Load() {
 		return
 	}
-	st.launch(context.Background())
+	ctx, cancel := st.asyncContext()
+	defer cancel()
+	st.launch(ctx, true)
 }
 
+// errWouldBlock is returned inside the client when a step (the first
+// registry lookup of a service, the first dial to an address) would block
+// a caller that must not wait; the step then continues on a goroutine.
+var errWouldBlock = errors.New("rpc: would block")
+
 // launch picks an instance and sends one attempt; on a failure that
-// happened before the request left, it moves on by itself.
-func (st *callState) launch(ctx context.Context) {
+// happened before the request left, it moves on by itself. Unless block is
+// set it returns errWouldBlock, having changed nothing, when picking would
+// wait for the registry, and hands a send that would wait for a dial to a
+// goroutine of the client.
+func (st *callState) launch(ctx context.Context, block bool) error {
 	call := st.callOf()
 	for {
 		if st.finished.Load() {
-			return
+			return nil
 		}
 		st.mu.Lock()
 		tried := st.tried
 		st.mu.Unlock()
-		t, addr, lbDone, err := st.client.route(st.service, &st.opts, tried)
+		t, addr, lbDone, err := st.client.route(st.service, &st.opts, tried, block)
+		if err == errWouldBlock {
+			return err
+		}
 		if err != nil {
 			st.mu.Lock()
 			others := len(st.live)
@@ -205,7 +218,7 @@ func (st *callState) launch(ctx context.Context) {
 			if others == 0 {
 				st.finish(fmt.Errorf("rpc: call %s: %w", call.ServiceMethod, err))
 			}
-			return
+			return nil
 		}
 		a := &st.first
 		st.mu.Lock()
@@ -222,33 +235,58 @@ func (st *callState) launch(ctx context.Context) {
 		st.tried = append(st.tried, addr)
 		st.live = append(st.live, a)
 		st.mu.Unlock()
-		err = st.client.send(ctx, st, a)
-		if err == nil {
-			return
+		err = st.client.send(ctx, st, a, block)
+		if err == errWouldBlock {
+			st.client.goAsync(func() {
+				actx, cancel := st.asyncContext()
+				defer cancel()
+				if err := st.client.send(actx, st, a, true); err != nil && st.unsent(a, err) {
+					st.launch(actx, true)
+				}
+			})
+			return nil
 		}
-		if errors.Is(err, errNotRetryable) {
-			a.report(nil, nil)
-			st.mu.Lock()
-			st.removeLive(a)
-			st.mu.Unlock()
-			st.finish(err)
-			return
-		}
-		// Not sent: the instance is unusable right now; try another.
-		a.report(err, err)
-		st.mu.Lock()
-		st.removeLive(a)
-		retry := st.safeRetries < maxSafeRetries && !st.finished.Load()
-		st.safeRetries++
-		others := len(st.live)
-		st.mu.Unlock()
-		if !retry {
-			if others == 0 {
-				st.finish(err)
-			}
-			return
+		if err == nil || !st.unsent(a, err) {
+			return nil
 		}
 	}
+}
+
+// unsent handles an attempt whose request did not leave; it reports
+// whether to try another instance.
+func (st *callState) unsent(a *attempt, err error) bool {
+	if isNotRetryable(err) {
+		a.report(nil, nil)
+		st.mu.Lock()
+		st.removeLive(a)
+		st.mu.Unlock()
+		st.finish(err)
+		return false
+	}
+	// The instance is unusable right now; try another.
+	a.report(err, err)
+	st.mu.Lock()
+	st.removeLive(a)
+	retry := st.safeRetries < maxSafeRetries && !st.finished.Load()
+	st.safeRetries++
+	others := len(st.live)
+	st.mu.Unlock()
+	if !retry && others == 0 {
+		if t := a.target; t != nil && t.stale() {
+			err = fmt.Errorf("%w %s: the registry lists none; the last known failed: %w", ErrNoInstances, st.service, err)
+		}
+		st.finish(err)
+	}
+	return retry
+}
+
+// asyncContext bounds work done for the call on the client's goroutines by
+// the call's deadline and the client's life.
+func (st *callState) asyncContext() (context.Context, context.CancelFunc) {
+	if st.deadline.IsZero() {
+		return context.WithCancel(st.client.ctx)
+	}
+	return context.WithDeadline(st.client.ctx, st.deadline)
 }
 
 // hedge sends a backup attempt if the call is still running.
@@ -256,7 +294,9 @@ func (st *callState) hedge() {
 	if st.finished.Load() {
 		return
 	}
-	st.launch(context.Background())
+	ctx, cancel := st.asyncContext()
+	defer cancel()
+	st.launch(ctx, true)
 }
 
 // expire ends the call at its deadline.
@@ -291,22 +331,22 @@ func (st *callState) done(winner *attempt, err error) {
 		seq uint64
 	}
 	var cancels []sent
+	var losers []*attempt
 	for _, a := range live {
 		if a != winner && a.cc != nil {
 			cancels = append(cancels, sent{a.cc, a.seq})
+			losers = append(losers, a)
 		}
 	}
 	st.mu.Unlock()
 	for _, s := range cancels {
 		s.cc.cancel(s.seq)
 	}
-	for _, a := range live {
-		if a != winner && a.cc != nil {
-			if errors.Is(err, ErrTimeout) {
-				a.report(err, err)
-			} else {
-				a.report(nil, nil)
-			}
+	for _, a := range losers {
+		if errors.Is(err, ErrTimeout) {
+			a.report(err, err)
+		} else {
+			a.report(nil, nil)
 		}
 	}
 	call := st.callOf()
@@ -317,9 +357,17 @@ func (st *callState) done(winner *attempt, err error) {
 // callOf returns the Call that embeds st.
 func (st *callState) callOf() *Call { return st.call }
 
-// errNotRetryable marks a send failure that another instance cannot fix
-// (the args do not encode, the frame is too large).
-var errNotRetryable = errors.New("rpc: not retryable")
+// notRetryable marks a send failure that another instance cannot fix (the
+// args do not encode, the frame is too large); it adds nothing to the text.
+type notRetryable struct{ err error }
+
+func (e notRetryable) Error() string { return e.err.Error() }
+func (e notRetryable) Unwrap() error { return e.err }
+
+func isNotRetryable(err error) bool {
+	var nr notRetryable
+	return errors.As(err, &nr)
+}
 
 // statusError turns a response status into the error a caller sees.
 func statusError(status wire.Status, msg string) error {

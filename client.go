@@ -1,9 +1,11 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -31,9 +33,14 @@ type Client struct {
 	closed bool
 
 	stop chan struct{} // closed by Close
-	// wg tracks every goroutine the client starts: readers, dials, the
-	// health loop, watchers, callbacks, retries.
-	wg sync.WaitGroup
+	// ctx is cancelled by Close; work the client does for calls on its own
+	// goroutines (dials, first lookups, retries) derives from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// wg tracks every goroutine the client starts (readers, dials, the
+	// health loop, watchers, retries) but callbacks, which cbs tracks.
+	wg  sync.WaitGroup
+	cbs sync.WaitGroup
 }
 
 // Dial returns a client of the server at addr. Connections are made as
@@ -46,7 +53,7 @@ func Dial(network, addr string, opts ...ClientOption) (*Client, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.dialTimeout)
 	defer cancel()
-	if _, err := c.pool(addr).get(ctx); err != nil {
+	if _, err := c.pool(addr).get(ctx, true); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -84,6 +91,7 @@ func newClient(network, addr string, opts []ClientOption) (*Client, error) {
 		static:  addr,
 		stop:    make(chan struct{}),
 	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if addr != "" {
 		c.staticPool = c.pool(addr)
 	}
@@ -237,22 +245,28 @@ func (c *Client) start(ctx context.Context, call *Call) {
 		st.hedger = time.AfterFunc(st.opts.hedge, func() { c.goAsync(st.hedge) })
 		st.mu.Unlock()
 	}
-	st.launch(ctx)
+	if st.launch(ctx, false) == errWouldBlock {
+		c.goAsync(func() {
+			actx, cancel := st.asyncContext()
+			defer cancel()
+			st.launch(actx, true)
+		})
+	}
 }
 
 // send encodes the call and writes it on a connection to a.addr. An error
-// means the request did not leave; it wraps errNotRetryable when no other
+// means the request did not leave; it is a notRetryable when no other
 // instance could do better.
-func (c *Client) send(ctx context.Context, st *callState, a *attempt) error {
+func (c *Client) send(ctx context.Context, st *callState, a *attempt, block bool) error {
 	call := st.call
 	if len(call.ServiceMethod) > wire.MaxMethodLen {
-		return fmt.Errorf("rpc: call %.40s...: %w: method name of %d bytes exceeds %d", call.ServiceMethod, errNotRetryable, len(call.ServiceMethod), wire.MaxMethodLen)
+		return notRetryable{fmt.Errorf("rpc: call %.40s...: method name of %d bytes exceeds %d", call.ServiceMethod, len(call.ServiceMethod), wire.MaxMethodLen)}
 	}
 	p := c.staticPool
 	if p == nil {
 		p = c.pool(a.addr)
 	}
-	cc, err := p.get(ctx)
+	cc, err := p.get(ctx, block)
 	if err != nil {
 		return err
 	}
@@ -273,17 +287,17 @@ func (c *Client) send(ctx context.Context, st *callState, a *attempt) error {
 		}
 		if err != nil {
 			*bp = buf[:0]
-			return fmt.Errorf("rpc: call %s: %w: %w", call.ServiceMethod, errNotRetryable, err)
+			return notRetryable{fmt.Errorf("rpc: call %s: %w", call.ServiceMethod, err)}
 		}
 	}
 	bodyStart := len(buf)
 	buf, err = c.opts.codec.AppendMarshal(buf, call.Args)
 	*bp = buf[:0]
 	if err != nil {
-		return fmt.Errorf("rpc: call %s: %w: encoding args: %w", call.ServiceMethod, errNotRetryable, err)
+		return notRetryable{fmt.Errorf("rpc: call %s: encoding args: %w", call.ServiceMethod, err)}
 	}
 	if n := len(buf) - wire.HeaderSize; n > c.opts.maxFrame {
-		return fmt.Errorf("rpc: call %s: %w: request of %d bytes exceeds the frame limit of %d", call.ServiceMethod, errNotRetryable, n, c.opts.maxFrame)
+		return notRetryable{fmt.Errorf("rpc: call %s: request of %d bytes exceeds the frame limit of %d", call.ServiceMethod, n, c.opts.maxFrame)}
 	}
 	typ := wire.TypeRequest
 	if st.oneway {
@@ -299,9 +313,9 @@ func (c *Client) send(ctx context.Context, st *callState, a *attempt) error {
 	if st.oneway {
 		hdr.Seq = cc.seq.Add(1)
 		wire.PutHeader(buf, &hdr)
-		if err := cc.w.Write(ctx, buf, true); err != nil {
+		if err := cc.w.WriteBy(ctx, st.deadline, buf, true); err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("rpc: call %s: %w: %w", call.ServiceMethod, errNotRetryable, ctxError(call, ctx.Err()))
+				return notRetryable{ctxError(call, ctx.Err())}
 			}
 			return fmt.Errorf("rpc: call %s to %s: %w", call.ServiceMethod, a.addr, err)
 		}
@@ -321,7 +335,7 @@ func (c *Client) send(ctx context.Context, st *callState, a *attempt) error {
 	st.mu.Unlock()
 	hdr.Seq = seq
 	wire.PutHeader(buf, &hdr)
-	if err := cc.w.Write(ctx, buf, false); err != nil {
+	if err := cc.w.WriteBy(ctx, st.deadline, buf, false); err != nil {
 		if cc.unregister(seq) {
 			return fmt.Errorf("rpc: call %s to %s: %w", call.ServiceMethod, a.addr, err)
 		}
@@ -336,7 +350,8 @@ func (c *Client) send(ctx context.Context, st *callState, a *attempt) error {
 // deliver hands a finished call to its owner: Done channel or callback.
 func (c *Client) deliver(call *Call) {
 	if fn := call.st.callback; fn != nil {
-		c.goAsync(func() { fn(call) })
+		c.cbs.Add(1)
+		go c.runCallback(fn, call)
 		return
 	}
 	select {
@@ -352,6 +367,21 @@ func (c *Client) deliver(call *Call) {
 			c.opts.logger.Warn("rpc: client closed before a reply could be delivered on a full Done channel", "method", call.ServiceMethod)
 		}
 	})
+}
+
+// runCallback runs a Callback's function; Close recognises it by name.
+func (c *Client) runCallback(fn func(*Call), call *Call) {
+	defer c.cbs.Done()
+	fn(call)
+}
+
+// inCallback reports whether the calling goroutine is running a Callback's
+// function (runCallback is then at the bottom of its stack). Only Close
+// asks, so the cost of reading the stack does not matter.
+func inCallback() bool {
+	buf := make([]byte, 64<<10)
+	buf = buf[:runtime.Stack(buf, false)]
+	return bytes.Contains(buf, []byte("seedrpc/rpc.(*Client).runCallback("))
 }
 
 // goAsync runs fn on a goroutine the client tracks.
@@ -376,11 +406,11 @@ func (c *Client) pool(addr string) *connPool {
 
 // route picks the address for the next attempt of a call to service; t is
 // nil for a client of one server.
-func (c *Client) route(service string, o *callOptions, tried []string) (t *target, addr string, done func(lb.DoneInfo), err error) {
+func (c *Client) route(service string, o *callOptions, tried []string, block bool) (t *target, addr string, done func(lb.DoneInfo), err error) {
 	if c.static != "" {
 		return nil, c.static, nil, nil
 	}
-	if t, err = c.target(service); err != nil {
+	if t, err = c.target(service, block); err != nil {
 		return nil, "", nil, err
 	}
 	addr, done, err = t.pick(o, tried)
@@ -420,8 +450,9 @@ func (c *Client) healthLoop() {
 }
 
 // Close fails pending calls with ErrShutdown, closes every connection,
-// stops every goroutine the client started and waits for them. Calling it
-// again returns nil.
+// stops every goroutine the client started and waits for them, running
+// callbacks included (except when Close is called from a callback). Calling
+// it again returns nil.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -431,6 +462,7 @@ func (c *Client) Close() error {
 	c.closed = true
 	c.mu.Unlock()
 	close(c.stop)
+	c.cancel()
 	c.targets.Range(func(_, v any) bool {
 		v.(*target).close()
 		return true
@@ -440,5 +472,10 @@ func (c *Client) Close() error {
 		return true
 	})
 	c.wg.Wait()
+	if !inCallback() {
+		// Called from a callback, Close cannot wait for callbacks: it
+		// would wait for itself.
+		c.cbs.Wait()
+	}
 	return nil
 }

@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -26,6 +25,9 @@ type clientConn struct {
 	seq  atomic.Uint64
 	// draining is set when the server sent a draining frame: no new calls.
 	draining atomic.Bool
+	// dead is set as soon as the connection failed, before its pending
+	// calls are failed, so that their retries never pick it again.
+	dead atomic.Bool
 	// recvd is set by the reader on every frame and cleared by the health
 	// check, which pings a connection that stayed silent.
 	recvd atomic.Bool
@@ -50,7 +52,7 @@ func newClientConn(p *connPool, nc net.Conn) *clientConn {
 		pool:    p,
 		nc:      nc,
 		br:      bufio.NewReaderSize(nc, 32<<10),
-		w:       wire.NewWriter(closeOnError{nc}),
+		w:       wire.NewConnWriter(nc, 2*p.client.opts.keepalive),
 		pending: make(map[uint64]*attempt),
 		done:    make(chan struct{}),
 	}
@@ -60,21 +62,14 @@ func newClientConn(p *connPool, nc net.Conn) *clientConn {
 
 // usable reports whether new calls may go here.
 func (cc *clientConn) usable() bool {
-	if cc.draining.Load() {
-		return false
-	}
-	select {
-	case <-cc.done:
-		return false
-	default:
-		return true
-	}
+	return !cc.draining.Load() && !cc.dead.Load()
 }
 
 // readLoop is the connection's reader goroutine.
 func (cc *clientConn) readLoop() {
 	err := cc.read()
 	cc.fail(err)
+	cc.w.Wait()
 	close(cc.done)
 	cc.pool.remove(cc)
 }
@@ -166,7 +161,9 @@ func (cc *clientConn) closeIfIdle() {
 
 // fail marks the connection dead and fails every pending call.
 func (cc *clientConn) fail(err error) {
+	cc.dead.Store(true)
 	cc.nc.Close()
+	cc.pool.remove(cc)
 	cc.mu.Lock()
 	if cc.err == nil {
 		cc.err = err
@@ -222,7 +219,7 @@ func (cc *clientConn) writeControl(t wire.Type, seq uint64) {
 	var b [wire.HeaderSize]byte
 	hdr := wire.Header{Type: t, Seq: seq}
 	wire.PutHeader(b[:], &hdr)
-	_ = cc.w.Write(context.Background(), b[:], false)
+	_ = cc.w.WriteControl(b[:])
 }
 
 // ping sends a keepalive ping.
@@ -233,15 +230,3 @@ func (cc *clientConn) ping() {
 
 // patchSeq writes seq into an encoded frame's header.
 func patchSeq(frame []byte, seq uint64) { binary.BigEndian.PutUint64(frame[8:16], seq) }
-
-// closeOnError closes the connection when a write fails, so the reader
-// fails the pending calls and the pool drops it.
-type closeOnError struct{ nc net.Conn }
-
-func (c closeOnError) Write(p []byte) (int, error) {
-	n, err := c.nc.Write(p)
-	if err != nil {
-		c.nc.Close()
-	}
-	return n, err
-}

@@ -118,8 +118,8 @@ func TestDiscoveryKill9Child(t *testing.T) {
 	})
 	gone := time.Since(t0)
 	t.Logf("kill -9 -> gone from Lookup after %v (TTL %v, heartbeat %v)", gone.Round(time.Millisecond), fleetTTL, fleetHeartbeat)
-	if gone > fleetTTL+200*time.Millisecond {
-		t.Errorf("killed instance gone from Lookup after %v, want within one TTL (%v) + 200ms", gone, fleetTTL)
+	if gone > fleetTTL+250*time.Millisecond {
+		t.Errorf("killed instance gone from Lookup after %v, want within one TTL (%v) + 250ms", gone, fleetTTL)
 	}
 
 	limit := 2*fleetTTL + time.Second
@@ -416,7 +416,9 @@ func TestDiscoveryFrozenRedis(t *testing.T) {
 	cli := newFleetClient(t, newRedisRegistry(t, rs.Addr()), WithBalancer(lb.RoundRobin()))
 	waitRouted(t, cli, "Calc", a.addr, b.addr)
 
-	ld := startLoad(t, cli, 8, "Calc.Add", FleetArgs{B: 1}, WithTimeout(time.Second))
+	// 2s per call: generous, as Freeze and Thaw are heavy on a loaded
+	// machine; a call that hung on Redis would still be caught.
+	ld := startLoad(t, cli, 8, "Calc.Add", FleetArgs{B: 1}, WithTimeout(2*time.Second))
 	time.Sleep(100 * time.Millisecond)
 	t0 := time.Now()
 	rs.Freeze()

@@ -312,8 +312,8 @@ func TestFleetHedge(t *testing.T) {
 		if err != nil || r.Addr != fast.addr || r.Sum != i+1 {
 			t.Fatalf("hedged call %d: %+v, %v; want an answer from %s", i, r, err, fast.addr)
 		}
-		if el > 200*time.Millisecond {
-			t.Errorf("hedged call %d took %v, want about 20ms", i, el)
+		if el > 250*time.Millisecond {
+			t.Errorf("hedged call %d took %v, want about 20ms (the slow server takes 500ms)", i, el)
 		}
 		t.Logf("hedged call %d took %v", i, el.Round(time.Millisecond))
 	}

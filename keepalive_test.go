@@ -196,7 +196,7 @@ func TestKeepaliveBlackhole(t *testing.T) {
 
 	// After the partition heals, the next call re-dials.
 	proxy.frozen.Store(false)
-	if err := afterConnLoss(t, func() error { return cli.Call("Calc.Add", Args{2, 3}, &sum, WithTimeout(5*time.Second)) }); err != nil || sum != 5 {
+	if err := cli.Call("Calc.Add", Args{2, 3}, &sum, WithTimeout(5*time.Second)); err != nil || sum != 5 {
 		t.Fatalf("Call after the partition healed = %d, %v; want 5, nil", sum, err)
 	}
 
@@ -216,7 +216,6 @@ func TestKeepaliveBlackhole(t *testing.T) {
 // instead of blocking in the socket write until keepalive kills the
 // connection.
 func TestWriteStallHonoursTimeout(t *testing.T) {
-	skipKnownBug(t, "the client's coalescing writer blocks in net.Conn.Write with no deadline, so a call or oneway into a stalled connection returns only when keepalive kills it (2x interval), not at its timeout")
 	srv := NewServer()
 	if err := srv.Register(&Calc{}); err != nil {
 		t.Fatal(err)
@@ -271,7 +270,6 @@ func TestWriteStallHonoursTimeout(t *testing.T) {
 // (here: from the callback of a call that failed with it) must re-dial, not
 // fail on the dead connection that is still in the pool.
 func TestCallRightAfterConnLoss(t *testing.T) {
-	skipKnownBug(t, "clientConn.fail marks the connection dead (cc.err) and fails its calls before the reader closes cc.done and removes it from the pool; in that window usable() is still true, register returns the stale error and launch's immediate safe retries all hit the same dead connection")
 	srv := NewServer()
 	if err := srv.Register(&Calc{}); err != nil {
 		t.Fatal(err)

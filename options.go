@@ -117,7 +117,7 @@ func (f clientOption) applyClient(o *clientOptions) { f(o) }
 
 type callOption func(*callOptions)
 
-func (f callOption) applyCall(o *callOptions)       { f(o) }
+func (f callOption) applyCall(o *callOptions)     { f(o) }
 func (f callOption) applyClient(o *clientOptions) { f(&o.call) }
 
 // WithRegistry makes a server announce its services in reg while it serves,

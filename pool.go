@@ -31,8 +31,9 @@ type connPool struct {
 }
 
 // get returns a connection for a new call, dialling one when none is
-// usable. It does not block on a dial when a usable connection exists.
-func (p *connPool) get(ctx context.Context) (*clientConn, error) {
+// usable (or returning errWouldBlock unless block is set). It does not
+// block on a dial when a usable connection exists.
+func (p *connPool) get(ctx context.Context, block bool) (*clientConn, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -64,6 +65,10 @@ func (p *connPool) get(ctx context.Context) (*clientConn, error) {
 		err := p.lastErr
 		p.mu.Unlock()
 		return nil, fmt.Errorf("rpc: dial %s: backing off for %v after: %w", p.addr, wait.Round(time.Millisecond), err)
+	}
+	if !block {
+		p.mu.Unlock()
+		return nil, errWouldBlock
 	}
 	p.dialing = true
 	p.mu.Unlock()

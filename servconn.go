@@ -58,30 +58,10 @@ func newServerConn(s *Server, nc net.Conn) *serverConn {
 		srv:   s,
 		nc:    nc,
 		br:    bufio.NewReaderSize(nc, 32<<10),
-		w:     wire.NewWriter(deadlineWriter{nc, serverWriteTimeout}),
+		w:     wire.NewConnWriter(nc, serverWriteTimeout),
 		sem:   make(chan struct{}, s.opts.connCalls),
 		calls: make(map[uint64]*callContext),
 	}
-}
-
-// deadlineWriter sets a write deadline before every write.
-type deadlineWriter struct {
-	nc      net.Conn
-	timeout time.Duration
-}
-
-// A failed or timed-out write closes the connection, so that the reader
-// stops and every running call is cancelled.
-func (d deadlineWriter) Write(p []byte) (int, error) {
-	if err := d.nc.SetWriteDeadline(time.Now().Add(d.timeout)); err != nil {
-		d.nc.Close()
-		return 0, err
-	}
-	n, err := d.nc.Write(p)
-	if err != nil {
-		d.nc.Close()
-	}
-	return n, err
 }
 
 // serve reads frames until the connection fails or is closed.
@@ -89,10 +69,8 @@ func (c *serverConn) serve() {
 	defer func() {
 		c.close()
 		c.handlers.Wait()
+		c.w.Wait()
 	}()
-	if c.srv.shuttingDown.Load() {
-		return
-	}
 	var hb [wire.HeaderSize]byte
 	for {
 		// Reject garbage as soon as its first bytes arrive, even when it is
@@ -219,7 +197,7 @@ func (c *serverConn) dispatch(h *wire.Header, bp *[]byte) bool {
 		}
 		return true
 	}
-	c.sem <- struct{}{} // blocks reading at the per-connection cap
+	c.acquire() // blocks reading at the per-connection cap
 	if n := c.srv.running.Add(1); n > int64(c.srv.opts.maxCalls) {
 		c.srv.running.Add(-1)
 		<-c.sem
@@ -271,6 +249,28 @@ type serverCall struct {
 // serve runs the call on a worker goroutine.
 func (sc *serverCall) serve() {
 	sc.conn.handle(sc.seq, sc.codecID, sc.oneway, sc.track, sc.method, sc.body, sc.bp, &sc.ctx)
+}
+
+// acquire takes a handler slot, waiting while the connection is at its cap.
+// While it waits the reader reads nothing, so it sends an unsolicited pong
+// now and then: the client takes any frame as proof of life and must not
+// mistake a busy server for a dead one.
+func (c *serverConn) acquire() {
+	select {
+	case c.sem <- struct{}{}:
+		return
+	default:
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case c.sem <- struct{}{}:
+			return
+		case <-tick.C:
+			c.writeControl(wire.TypePong, 0)
+		}
+	}
 }
 
 // handle runs one call and writes its response.
@@ -375,7 +375,7 @@ func (c *serverConn) writeControl(t wire.Type, seq uint64) {
 	var b [wire.HeaderSize]byte
 	hdr := wire.Header{Type: t, Seq: seq}
 	wire.PutHeader(b[:], &hdr)
-	_ = c.w.Write(context.Background(), b[:], false)
+	_ = c.w.WriteControl(b[:])
 }
 
 // startDrain tells the client to send no new calls here.

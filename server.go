@@ -35,8 +35,10 @@ type Server struct {
 	conns map[*serverConn]struct{}
 	// instances registered in opts.registry, for Deregister on Shutdown.
 	instances []registry.Instance
-	// closed is set once Shutdown or Close began.
-	closed bool
+	// draining is set once Shutdown began; closed once the server stopped
+	// accepting; aborted by Close. Connections that arrive while draining
+	// are served in draining mode so their calls are refused cleanly.
+	draining, closed, aborted bool
 	// conns and Serve loops in progress.
 	wg sync.WaitGroup
 }
@@ -183,7 +185,7 @@ func (s *Server) Serve(lis net.Listener) error {
 func (s *Server) ServeConn(nc net.Conn) {
 	c := newServerConn(s, nc)
 	s.mu.Lock()
-	if s.closed {
+	if s.aborted || (s.closed && !s.draining) {
 		s.mu.Unlock()
 		nc.Close()
 		return
@@ -253,36 +255,33 @@ func (s *Server) deregister(ctx context.Context) error {
 // after Close, returns nil.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.draining {
 		s.mu.Unlock()
 		return nil
 	}
-	s.closed = true
+	s.draining = true
 	s.mu.Unlock()
-	s.shuttingDown.Store(true)
 
+	// Deregister while still serving normally, so that clients learn from
+	// the registry before any connection is refused.
 	var errs []error
 	if s.opts.registry != nil {
 		if err := s.deregister(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	s.closeListeners()
 	s.mu.Lock()
-	conns := make([]*serverConn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
+	s.closed = true
 	s.mu.Unlock()
-	for _, c := range conns {
-		c.startDrain()
-	}
+	s.shuttingDown.Store(true)
+	s.closeListeners()
 
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		s.mu.Lock()
 		for c := range s.conns {
+			c.startDrain() // also for connections accepted meanwhile
 			if c.drained() {
 				c.close()
 			}
@@ -315,7 +314,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	already := s.closed
-	s.closed = true
+	s.closed, s.aborted = true, true
 	s.mu.Unlock()
 	s.shuttingDown.Store(true)
 	if !already {

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"unsafe"
 )
 
 var (
@@ -34,6 +35,10 @@ type methodType struct {
 	argType   reflect.Type  // the declared args type (value or pointer)
 	argIsPtr  bool
 	replyType reflect.Type // the reply's element type (the method takes *replyType)
+	// direct and directCtx, when set, call the method without reflect: see
+	// directCall.
+	direct    func(rcvr, args, reply unsafe.Pointer) error
+	directCtx func(rcvr unsafe.Pointer, ctx context.Context, args, reply unsafe.Pointer) error
 }
 
 // newArgs returns a pointer to a fresh args value, ready to decode into.
@@ -46,6 +51,12 @@ func (m *methodType) newArgs() reflect.Value {
 
 // call invokes the method; argp is a pointer as returned by newArgs.
 func (m *methodType) call(ctx context.Context, argp, replyp reflect.Value) error {
+	if m.directCtx != nil {
+		return m.directCtx(m.rcvr.UnsafePointer(), ctx, argp.UnsafePointer(), replyp.UnsafePointer())
+	}
+	if m.direct != nil {
+		return m.direct(m.rcvr.UnsafePointer(), argp.UnsafePointer(), replyp.UnsafePointer())
+	}
 	arg := argp
 	if !m.argIsPtr {
 		arg = argp.Elem()
@@ -139,7 +150,7 @@ func suitableMethod(sname string, rcvr reflect.Value, m reflect.Method) (*method
 	if mt.NumOut() != 1 || mt.Out(0) != typeOfError {
 		return nil, "must return exactly one value, of type error"
 	}
-	return &methodType{
+	mt2 := &methodType{
 		fullName:  sname + "." + m.Name,
 		rcvr:      rcvr,
 		fn:        m.Func,
@@ -147,7 +158,28 @@ func suitableMethod(sname string, rcvr reflect.Value, m reflect.Method) (*method
 		argType:   argType,
 		argIsPtr:  argType.Kind() == reflect.Pointer,
 		replyType: replyType.Elem(),
-	}, ""
+	}
+	if rcvr.Kind() == reflect.Pointer && mt2.argIsPtr {
+		directCall(mt2)
+	}
+	return mt2, ""
+}
+
+// directCall sets m.direct or m.directCtx to the method's own function,
+// typed with unsafe.Pointer in place of its receiver, args and reply types.
+// When all three are pointers this is the same calling convention (every
+// pointer type is passed alike), and it saves reflect.Value.Call's
+// allocations and argument marshalling on every call. Methods taking a
+// value receiver or args by value keep the reflect path.
+func directCall(m *methodType) {
+	f := m.fn.Interface()
+	// A func value is pointer-shaped: the interface's data word is it.
+	code := (*[2]unsafe.Pointer)(unsafe.Pointer(&f))[1]
+	if m.withCtx {
+		*(*unsafe.Pointer)(unsafe.Pointer(&m.directCtx)) = code
+	} else {
+		*(*unsafe.Pointer)(unsafe.Pointer(&m.direct)) = code
+	}
 }
 
 func isExportedOrBuiltin(t reflect.Type) bool {

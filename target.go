@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,11 +65,9 @@ type targetSnap struct {
 
 // target returns the discovery state of service, starting its watch on
 // first use and waiting (bounded) for its first lookup.
-func (c *Client) target(service string) (*target, error) {
+func (c *Client) target(service string, block bool) (*target, error) {
 	if v, ok := c.targets.Load(service); ok {
-		t := v.(*target)
-		<-t.ready
-		return t, nil
+		return v.(*target).wait(block)
 	}
 	c.mu.Lock()
 	if c.closed {
@@ -85,9 +84,34 @@ func (c *Client) target(service string) (*target, error) {
 		go t.run(ctx)
 	}
 	c.mu.Unlock()
-	t := v.(*target)
-	<-t.ready
-	return t, nil
+	return v.(*target).wait(block)
+}
+
+// wait waits for the first lookup, or returns errWouldBlock at once when it
+// has not finished and block is false.
+func (t *target) wait(block bool) (*target, error) {
+	select {
+	case <-t.ready:
+		return t, nil
+	default:
+	}
+	if !block {
+		return nil, errWouldBlock
+	}
+	select {
+	case <-t.ready:
+		return t, nil
+	case <-t.c.stop:
+		return nil, ErrShutdown
+	}
+}
+
+// stale reports whether the target routes on a list the registry no
+// longer confirms (see emptyGrace).
+func (t *target) stale() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !t.emptySince.IsZero()
 }
 
 // run looks the service up once, then follows the registry's watch until
@@ -151,6 +175,9 @@ func (t *target) update(insts []registry.Instance) {
 			t.rebuild(now)
 			return
 		}
+	}
+	if t.emptySince.IsZero() && t.snap.Load() != nil && sameInstances(t.instances, filtered) {
+		return // nothing changed: keep the picker (and its rotation)
 	}
 	t.emptySince = time.Time{}
 	present := make(map[string]bool, len(filtered))
@@ -330,8 +357,28 @@ func (t *target) drain(addr string) {
 	if h == nil {
 		return
 	}
-	h.drainingUntil = time.Now().Add(drainMark)
-	t.rebuild(time.Now())
+	now := time.Now()
+	h.drainingUntil = now.Add(drainMark)
+	if !t.emptySince.IsZero() && t.allDraining(now) {
+		// The registry's empty list is explained: they all shut down.
+		t.instances = nil
+		t.emptySince = time.Time{}
+	}
+	t.rebuild(now)
+}
+
+// sameInstances reports whether a and b list the same instances in the
+// same order.
+func sameInstances(a, b []registry.Instance) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Addr != b[i].Addr || a[i].Weight != b[i].Weight || !maps.Equal(a[i].Meta, b[i].Meta) {
+			return false
+		}
+	}
+	return true
 }
 
 func (t *target) close() { t.cancel() }

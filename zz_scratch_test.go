@@ -48,6 +48,7 @@ type BenchmarkMessage struct {
 	Field129 string
 	Field131 int32
 }
+
 func newBM() *BenchmarkMessage {
 	const s = "许多往事在眼前一幕一幕，变的那麼模糊"
 	const i = 100000
@@ -65,11 +66,14 @@ func newBM() *BenchmarkMessage {
 
 type EchoSvc struct{}
 
-func (EchoSvc) Say(ctx context.Context, m *BenchmarkMessage, r *BenchmarkMessage) error { *r = *m; return nil }
+func (*EchoSvc) Say(ctx context.Context, m *BenchmarkMessage, r *BenchmarkMessage) error {
+	*r = *m
+	return nil
+}
 
 func BenchmarkScratch(b *testing.B) {
 	srv := NewServer()
-	if err := srv.RegisterName("Echo", EchoSvc{}); err != nil {
+	if err := srv.RegisterName("Echo", &EchoSvc{}); err != nil {
 		b.Fatal(err)
 	}
 	addr := startServer(b, srv)

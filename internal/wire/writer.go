@@ -2,9 +2,12 @@ package wire
 
 import (
 	"context"
+	"errors"
 	"io"
+	"os"
 	"runtime"
 	"sync"
+	"time"
 )
 
 // directWrite is the frame size from which a lone writer writes its frame
@@ -18,15 +21,30 @@ const maxKept = 1 << 20
 // further writers block (backpressure toward a slow peer).
 const maxBuffered = 4 << 20
 
+// deadliner is the part of net.Conn the Writer uses to bound writes.
+type deadliner interface {
+	SetWriteDeadline(t time.Time) error
+}
+
 // Writer coalesces frames written by many goroutines into few syscalls.
 //
 // The first goroutine to write while no write is in progress becomes the
-// flusher: it writes its own frame directly, then keeps writing whatever
-// other goroutines appended in the meantime, as one batch per syscall, until
-// nothing is left. Nobody waits on a timer and no goroutine is dedicated to
-// writing, so a lone caller pays one syscall and many callers share them.
+// flusher. It queues its frame, yields once so that goroutines ready to run
+// (under load: other callers and handlers about to write) can queue theirs,
+// then writes the batch, and keeps writing whatever was queued meanwhile
+// until nothing is left. No goroutine is dedicated to writing, so a lone
+// caller pays one syscall and many callers share them.
+//
+// Over a connection (see NewConnWriter) every write is bounded: by the
+// flusher's ctx deadline, after which the flusher returns and the rest of
+// the batch is written by a goroutine of the Writer so that the stream stays
+// whole, and by the Writer's timeout, after which the connection is closed.
 type Writer struct {
-	w io.Writer
+	w       io.Writer
+	dl      deadliner // nil: writes are not bounded
+	closer  io.Closer // closed when a write fails
+	timeout time.Duration
+	bg      sync.WaitGroup // background flushes
 
 	mu sync.Mutex // guards the fields below
 	// buf collects frames appended while a flush is in progress.
@@ -42,16 +60,51 @@ type Writer struct {
 	err error
 }
 
-// NewWriter returns a Writer that writes to w.
+// NewWriter returns a Writer that writes to w, with no time bounds.
 func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
+
+// NewConnWriter returns a Writer over a connection. A write that cannot
+// finish within timeout closes nc, as does any failed write, so that its
+// reader sees the end at once.
+func NewConnWriter(nc interface {
+	io.WriteCloser
+	deadliner
+}, timeout time.Duration) *Writer {
+	return &Writer{w: nc, dl: nc, closer: nc, timeout: timeout}
+}
 
 // Write sends p, a whole number of frames. When wait is false, Write may
 // return as soon as p is queued behind a write in progress (the flusher will
 // write it); when wait is true it returns once p has been handed to the
 // underlying writer. A queued p is copied, so the caller may reuse p when
-// Write returns. ctx bounds only the waiting: a frame that has been queued is
-// written regardless.
+// Write returns. ctx bounds the waiting, and the writing when this call
+// flushes; either way a frame that has been queued is written in full.
 func (w *Writer) Write(ctx context.Context, p []byte, wait bool) error {
+	d, _ := ctx.Deadline()
+	return w.WriteBy(ctx, d, p, wait)
+}
+
+// WriteBy is Write with a deadline of its own (zero: none) on top of ctx's,
+// for callers that track a deadline without a ctx for it.
+func (w *Writer) WriteBy(ctx context.Context, deadline time.Time, p []byte, wait bool) error {
+	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
+		deadline = d
+	}
+	return w.send(ctx, deadline, p, wait, false)
+}
+
+// controlBound is the longest a control frame's writer spends writing; the
+// rest of its batch continues in the background.
+const controlBound = 20 * time.Millisecond
+
+// WriteControl queues a small control frame (cancel, ping, pong, draining)
+// without ever waiting for long: it skips the backpressure limit, and if
+// it has to write, it writes for at most controlBound.
+func (w *Writer) WriteControl(p []byte) error {
+	return w.send(context.Background(), time.Now().Add(controlBound), p, false, true)
+}
+
+func (w *Writer) send(ctx context.Context, deadline time.Time, p []byte, wait, control bool) error {
 	w.mu.Lock()
 	for {
 		if w.err != nil {
@@ -62,7 +115,7 @@ func (w *Writer) Write(ctx context.Context, p []byte, wait bool) error {
 		if !w.flushing {
 			break
 		}
-		if len(w.buf) < maxBuffered {
+		if len(w.buf) < maxBuffered || control {
 			w.buf = append(w.buf, p...)
 			if !wait {
 				w.mu.Unlock()
@@ -70,10 +123,8 @@ func (w *Writer) Write(ctx context.Context, p []byte, wait bool) error {
 			}
 			done := w.batchChan()
 			w.mu.Unlock()
-			select {
-			case <-done:
-			case <-ctx.Done():
-				return ctx.Err()
+			if err := waitFor(ctx, deadline, done); err != nil {
+				return err
 			}
 			w.mu.Lock()
 			err := w.err
@@ -83,10 +134,8 @@ func (w *Writer) Write(ctx context.Context, p []byte, wait bool) error {
 		// Too much is queued already: wait for the current batch to go.
 		done := w.batchChan()
 		w.mu.Unlock()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := waitFor(ctx, deadline, done); err != nil {
+			return err
 		}
 		w.mu.Lock()
 	}
@@ -109,9 +158,30 @@ func (w *Writer) Write(ctx context.Context, p []byte, wait bool) error {
 		isBatch = true
 		done, w.batchDone = w.batchDone, nil
 	}
+	w.mu.Unlock()
+	return w.flush(ctx, deadline, data, isBatch, done)
+}
+
+// flush writes data, then every batch queued meanwhile, and clears
+// flushing. w.mu is not held. If the deadline passes mid-write, the rest
+// is left to a background goroutine and flush returns the timeout.
+func (w *Writer) flush(ctx context.Context, deadline time.Time, data []byte, isBatch bool, done chan struct{}) error {
 	for {
-		w.mu.Unlock()
-		_, err := w.w.Write(data)
+		n, err := w.write(deadline, data)
+		if err != nil && n < len(data) && w.stillOpen(err) && (ctx.Err() != nil || !deadline.IsZero() && !time.Now().Before(deadline)) {
+			// The caller's time is up, the connection's is not: finish
+			// this batch (and what follows) without the caller.
+			rest := data[n:]
+			w.bg.Add(1)
+			go func() {
+				defer w.bg.Done()
+				w.flush(context.Background(), time.Time{}, rest, false, done)
+			}()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return context.DeadlineExceeded
+		}
 		w.mu.Lock()
 		if done != nil {
 			close(done)
@@ -121,25 +191,76 @@ func (w *Writer) Write(ctx context.Context, p []byte, wait bool) error {
 			w.spare = data[:0]
 		}
 		if err != nil {
-			w.err = err
+			if w.err == nil {
+				w.err = err
+			}
 			if w.batchDone != nil {
 				close(w.batchDone)
 				w.batchDone = nil
 			}
 			w.buf = nil
-			break
+			w.flushing = false
+			w.mu.Unlock()
+			if w.closer != nil {
+				w.closer.Close()
+			}
+			return err
 		}
 		if len(w.buf) == 0 {
-			break
+			w.flushing = false
+			w.mu.Unlock()
+			return nil
 		}
-		data, w.buf, w.spare = w.buf, w.spare, nil
+		data = w.buf
+		w.buf, w.spare = w.spare, nil
 		isBatch = true
 		done, w.batchDone = w.batchDone, nil
+		w.mu.Unlock()
 	}
-	w.flushing = false
-	err := w.err
-	w.mu.Unlock()
-	return err
+}
+
+// write writes data within the earlier of deadline (zero: none) and the
+// Writer's timeout.
+func (w *Writer) write(deadline time.Time, data []byte) (int, error) {
+	if w.dl == nil {
+		return w.w.Write(data)
+	}
+	limit := time.Now().Add(w.timeout)
+	if deadline.IsZero() || limit.Before(deadline) {
+		deadline = limit
+	}
+	if err := w.dl.SetWriteDeadline(deadline); err != nil {
+		return 0, err
+	}
+	return w.w.Write(data)
+}
+
+// stillOpen reports whether err is only a write deadline, so the
+// connection may still take the rest.
+func (w *Writer) stillOpen(err error) bool {
+	return w.dl != nil && errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// Wait waits for background flushes; call it after closing the connection.
+func (w *Writer) Wait() { w.bg.Wait() }
+
+// waitFor waits until done is closed, ctx ends or deadline (zero: none)
+// passes.
+func waitFor(ctx context.Context, deadline time.Time, done <-chan struct{}) error {
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timeout:
+		return context.DeadlineExceeded
+	}
 }
 
 // batchChan returns the channel closed when the pending batch is written.
