@@ -28,6 +28,9 @@ type clientConn struct {
 	// dead is set as soon as the connection failed, before its pending
 	// calls are failed, so that their retries never pick it again.
 	dead atomic.Bool
+	// suspect is set when a sibling connection to the same address broke
+	// abruptly: no new calls go here until a frame proves the server alive.
+	suspect atomic.Bool
 	// recvd is set by the reader on every frame and cleared by the health
 	// check, which pings a connection that stayed silent.
 	recvd atomic.Bool
@@ -62,12 +65,18 @@ func newClientConn(p *connPool, nc net.Conn) *clientConn {
 
 // usable reports whether new calls may go here.
 func (cc *clientConn) usable() bool {
-	return !cc.draining.Load() && !cc.dead.Load()
+	return !cc.draining.Load() && !cc.dead.Load() && !cc.suspect.Load()
 }
 
 // readLoop is the connection's reader goroutine.
 func (cc *clientConn) readLoop() {
 	err := cc.read()
+	if !cc.dead.Load() && !cc.draining.Load() {
+		// The server went away without a word (crash, reset): its other
+		// connections are likely gone too. Route new calls elsewhere until
+		// they answer a ping.
+		cc.pool.suspectAll(cc)
+	}
 	cc.fail(err)
 	cc.w.Wait()
 	close(cc.done)
@@ -83,6 +92,9 @@ func (cc *clientConn) read() error {
 		}
 		cc.recvd.Store(true)
 		cc.pingSent.Store(0)
+		if cc.suspect.Load() {
+			cc.suspect.Store(false)
+		}
 		h, err := wire.ParseHeader(hb[:], opts.maxFrame)
 		if err != nil {
 			opts.logger.Warn("rpc: closing connection: bad frame", "addr", cc.pool.addr, "err", err)

@@ -121,6 +121,18 @@ func (p *connPool) remove(cc *clientConn) {
 	}
 }
 
+// suspectAll marks every connection but broken as suspect and pings it.
+func (p *connPool) suspectAll(broken *clientConn) {
+	p.mu.Lock()
+	conns := append([]*clientConn(nil), p.conns...)
+	p.mu.Unlock()
+	for _, cc := range conns {
+		if cc != broken && !cc.suspect.Swap(true) {
+			cc.ping()
+		}
+	}
+}
+
 // check pings silent connections, closes those that stayed silent after a
 // ping, and trims idle ones. The client's health loop calls it.
 func (p *connPool) check(now time.Time) {

@@ -149,6 +149,9 @@ func (w *Writer) send(ctx context.Context, deadline time.Time, p []byte, wait, c
 		// frames of their own, which then join this write instead of each
 		// paying for a syscall. With nothing else runnable this costs well
 		// under a microsecond.
+		if w.buf == nil {
+			w.buf, w.spare = w.spare, nil
+		}
 		w.buf = append(w.buf, p...)
 		w.mu.Unlock()
 		runtime.Gosched()
@@ -171,12 +174,8 @@ func (w *Writer) flush(ctx context.Context, deadline time.Time, data []byte, isB
 		if err != nil && n < len(data) && w.stillOpen(err) && (ctx.Err() != nil || !deadline.IsZero() && !time.Now().Before(deadline)) {
 			// The caller's time is up, the connection's is not: finish
 			// this batch (and what follows) without the caller.
-			rest := data[n:]
 			w.bg.Add(1)
-			go func() {
-				defer w.bg.Done()
-				w.flush(context.Background(), time.Time{}, rest, false, done)
-			}()
+			go w.background(data[n:], done)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -217,6 +216,12 @@ func (w *Writer) flush(ctx context.Context, deadline time.Time, data []byte, isB
 		done, w.batchDone = w.batchDone, nil
 		w.mu.Unlock()
 	}
+}
+
+// background finishes a flush whose caller ran out of time.
+func (w *Writer) background(rest []byte, done chan struct{}) {
+	defer w.bg.Done()
+	w.flush(context.Background(), time.Time{}, rest, false, done)
 }
 
 // write writes data within the earlier of deadline (zero: none) and the
