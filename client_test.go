@@ -91,3 +91,45 @@ func TestConcurrentCalls(t *testing.T) {
 		t.Errorf("1000 concurrent 50ms calls took %v, want well under the serial %v", el, serial)
 	}
 }
+
+type HeaderEcho struct{}
+
+func (HeaderEcho) Get(ctx context.Context, key string, reply *string) error {
+	*reply = HeaderFromContext(ctx)[key]
+	return nil
+}
+
+func TestHeaders(t *testing.T) {
+	srv := NewServer()
+	if err := srv.Register(&HeaderEcho{}); err != nil {
+		t.Fatal(err)
+	}
+	cli, err := Dial("tcp", startServer(t, srv), WithHeader("tenant", "acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	tests := []struct {
+		give string
+		opts []CallOption
+		want string
+	}{
+		{give: "tenant", want: "acme"},
+		{give: "trace", opts: []CallOption{WithHeader("trace", "t-1")}, want: "t-1"},
+		{give: "missing", want: ""},
+	}
+	for _, tt := range tests {
+		var got string
+		if err := cli.Call("HeaderEcho.Get", tt.give, &got, tt.opts...); err != nil || got != tt.want {
+			t.Errorf("Call(HeaderEcho.Get, %q) = %q, %v; want %q, nil", tt.give, got, err, tt.want)
+		}
+	}
+	var got string
+	if err := cli.Call("HeaderEcho.Get", "x", &got, WithHeader(":timeout", "1")); err == nil {
+		t.Errorf("Call with reserved header key = nil error, want an error")
+	}
+	// The connection survived the refused call.
+	if err := cli.Call("HeaderEcho.Get", "tenant", &got); err != nil || got != "acme" {
+		t.Errorf("Call after refused header = %q, %v", got, err)
+	}
+}

@@ -67,7 +67,6 @@ type clientOptions struct {
 	dialTimeout time.Duration
 	keepalive   time.Duration
 	idleTimeout time.Duration
-	filter      map[string]string
 	ejectAfter  int
 	ejectFor    time.Duration
 	call        callOptions // defaults for every call

@@ -335,13 +335,13 @@ func (c *serverConn) invoke(ctx *callContext, codecID byte, method, body []byte,
 		putBuf(bp)
 		return wire.StatusBadRequest, reply, fmt.Errorf("rpc: %s: unknown codec id %d", m.fullName, codecID)
 	}
-	argp := m.newArgs()
+	argp, replyp := m.newValues()
 	err = cd.Unmarshal(body, argp.Interface())
 	putBuf(bp)
 	if err != nil {
 		return wire.StatusBadRequest, reply, fmt.Errorf("rpc: %s: decoding args: %v", m.fullName, err)
 	}
-	reply = reflect.New(m.replyType)
+	reply = replyp
 	defer func() {
 		if r := recover(); r != nil {
 			c.srv.opts.logger.Error("rpc: handler panicked", "method", m.fullName, "remote", c.nc.RemoteAddr(), "panic", r, "stack", string(debug.Stack()))

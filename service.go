@@ -35,21 +35,43 @@ type methodType struct {
 	argType   reflect.Type  // the declared args type (value or pointer)
 	argIsPtr  bool
 	replyType reflect.Type // the reply's element type (the method takes *replyType)
+	pair      reflect.Type // struct{ A args; R reply }, see newValues; may be nil
 	// direct and directCtx, when set, call the method without reflect: see
 	// directCall.
 	direct    func(rcvr, args, reply unsafe.Pointer) error
 	directCtx func(rcvr unsafe.Pointer, ctx context.Context, args, reply unsafe.Pointer) error
 }
 
-// newArgs returns a pointer to a fresh args value, ready to decode into.
-func (m *methodType) newArgs() reflect.Value {
-	if m.argIsPtr {
-		return reflect.New(m.argType.Elem())
+// newValues returns pointers to a fresh args value, ready to decode into,
+// and a fresh reply value. Both live in one allocation when the method
+// table could build a struct type holding the two.
+func (m *methodType) newValues() (argp, replyp reflect.Value) {
+	if m.pair != nil {
+		v := reflect.New(m.pair).Elem()
+		return v.Field(0).Addr(), v.Field(1).Addr()
 	}
-	return reflect.New(m.argType)
+	argType := m.argType
+	if m.argIsPtr {
+		argType = argType.Elem()
+	}
+	return reflect.New(argType), reflect.New(m.replyType)
 }
 
-// call invokes the method; argp is a pointer as returned by newArgs.
+// pairType returns struct{ A args; R reply } for newValues, or nil if
+// reflect cannot build it.
+func pairType(args, reply reflect.Type) (t reflect.Type) {
+	defer func() {
+		if recover() != nil {
+			t = nil
+		}
+	}()
+	return reflect.StructOf([]reflect.StructField{
+		{Name: "A", Type: args},
+		{Name: "R", Type: reply},
+	})
+}
+
+// call invokes the method with pointers as returned by newValues.
 func (m *methodType) call(ctx context.Context, argp, replyp reflect.Value) error {
 	if m.directCtx != nil {
 		return m.directCtx(m.rcvr.UnsafePointer(), ctx, argp.UnsafePointer(), replyp.UnsafePointer())
@@ -159,6 +181,11 @@ func suitableMethod(sname string, rcvr reflect.Value, m reflect.Method) (*method
 		argIsPtr:  argType.Kind() == reflect.Pointer,
 		replyType: replyType.Elem(),
 	}
+	argElem := argType
+	if mt2.argIsPtr {
+		argElem = argType.Elem()
+	}
+	mt2.pair = pairType(argElem, mt2.replyType)
 	if rcvr.Kind() == reflect.Pointer && mt2.argIsPtr {
 		directCall(mt2)
 	}

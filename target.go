@@ -28,7 +28,7 @@ type target struct {
 	snap atomic.Pointer[targetSnap]
 
 	mu sync.Mutex // guards the fields below and rebuilding snap
-	// instances is the registry's latest list, after the client's filter.
+	// instances is the registry's latest list.
 	instances []registry.Instance
 	// health by address; entries outlive snapshots.
 	health map[string]*addrHealth
@@ -155,12 +155,7 @@ func (t *target) run(ctx context.Context) {
 
 // update installs a new instance list from the registry.
 func (t *target) update(insts []registry.Instance) {
-	filtered := insts[:0:0]
-	for _, in := range insts {
-		if matches(in.Meta, t.c.opts.filter) {
-			filtered = append(filtered, in)
-		}
-	}
+	filtered := insts // call filters are applied per pick, see pick
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := time.Now()

@@ -36,7 +36,8 @@ func (JSON) Unmarshal(data []byte, v any) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := errors.AsType[*json.InvalidUnmarshalError](err); ok {
+	var invalid *json.InvalidUnmarshalError
+	if errors.As(err, &invalid) {
 		return fmt.Errorf("codec: json unmarshal: %w", err)
 	}
 	return fmt.Errorf("%w: %w", ErrMalformed, err)

@@ -132,7 +132,9 @@ func startLoad(cli *rpc.Client, opts ...rpc.CallOption) *load {
 	l := &load{stop: make(chan struct{}), after: make(map[string]int)}
 	l.mark.Store(time.Now().UnixNano())
 	for i := range callers {
-		l.wg.Go(func() {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
 			for j := 0; ; j++ {
 				select {
 				case <-l.stop:
@@ -159,7 +161,7 @@ func startLoad(cli *rpc.Client, opts ...rpc.CallOption) *load {
 				l.calls.Add(1)
 				time.Sleep(pause) // leave CPU to heartbeats and watchers on small machines
 			}
-		})
+		}()
 	}
 	return l
 }

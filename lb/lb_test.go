@@ -214,7 +214,9 @@ func TestPickConcurrent(t *testing.T) {
 			cur.Store(&p)
 			stop := make(chan struct{})
 			var rebuilder sync.WaitGroup
-			rebuilder.Go(func() {
+			rebuilder.Add(1)
+			go func() {
+				defer rebuilder.Done()
 				for n := 1; ; n++ {
 					select {
 					case <-stop:
@@ -224,11 +226,13 @@ func TestPickConcurrent(t *testing.T) {
 					p := b.Build(endpoints(3 + n%4))
 					cur.Store(&p)
 				}
-			})
+			}()
 			var pickers sync.WaitGroup
 			errs := make(chan error, goroutines)
 			for g := range goroutines {
-				pickers.Go(func() {
+				pickers.Add(1)
+				go func() {
+					defer pickers.Done()
 					for i := range picks {
 						info := PickInfo{Key: fmt.Sprint(g, i)}
 						if i%3 == 0 {
@@ -243,7 +247,7 @@ func TestPickConcurrent(t *testing.T) {
 							res.Done(DoneInfo{Latency: time.Duration(i%7) * time.Millisecond})
 						}
 					}
-				})
+				}()
 			}
 			pickers.Wait()
 			close(stop)

@@ -55,7 +55,9 @@ func TestLeastLoadedAvoidsSlow(t *testing.T) {
 			counts := map[string]int{}
 			var wg sync.WaitGroup
 			for range callers {
-				wg.Go(func() {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
 					for range calls / callers {
 						res, err := p.Pick(PickInfo{})
 						if err != nil {
@@ -72,7 +74,7 @@ func TestLeastLoadedAvoidsSlow(t *testing.T) {
 						counts[res.Addr]++
 						mu.Unlock()
 					}
-				})
+				}()
 			}
 			wg.Wait()
 			if share := float64(counts[slowAddr]) / calls; share >= 0.15 {

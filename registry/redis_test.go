@@ -131,7 +131,8 @@ func TestRedisCrashExpiry(t *testing.T) {
 	stopped := time.Now()
 	var lookupGone time.Duration
 	var wg sync.WaitGroup
-	wg.Go(func() { lookupGone = waitLookup(t, client, "Calc") })
+	wg.Add(1)
+	go func() { defer wg.Done(); lookupGone = waitLookup(t, client, "Calc") }()
 	watchGone, _ := recvUntil(t, ch)
 	wg.Wait()
 	t.Logf("after the heartbeat stopped (TTL %v, heartbeat %v): gone from Lookup after %v, from Watch after %v",
