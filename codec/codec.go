@@ -14,10 +14,12 @@
 // pooled buffer without copies.
 //
 // Bodies come from the network, so decoding must never trust them. Msgpack
-// validates every body before decoding it (see Msgpack.Unmarshal): declared
-// lengths must fit in the bytes that remain and nesting is capped, so a
-// 5-byte body cannot ask for gigabytes. Every decoding failure wraps
-// ErrMalformed, which the server answers with a bad-request error.
+// never allocates what a body merely declares (see Msgpack.Unmarshal): its
+// fast path for plain structs checks every length against the bytes that
+// remain as it reads, and everything else is validated in one pass before
+// vmihailenco/msgpack sees it; nesting is capped either way, so a 5-byte
+// body cannot ask for gigabytes. Every decoding failure wraps ErrMalformed,
+// which the server answers with a bad-request error.
 package codec
 
 import "errors"
