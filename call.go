@@ -53,6 +53,8 @@ type attempt struct {
 	seq    uint64
 	start  time.Time
 	lbDone func(lb.DoneInfo)
+	// reported is set by the first report; later ones do nothing.
+	reported atomic.Bool
 }
 
 // maxSafeRetries bounds retries of requests that never ran.
@@ -104,9 +106,11 @@ func (a *attempt) failed(cause error, sent bool) {
 // report feeds the outcome to the balancer and to outlier detection.
 // transportErr is nil for answers from the server (even error answers).
 func (a *attempt) report(err, transportErr error) {
+	if a.reported.Swap(true) {
+		return // exactly once, whoever gets here first
+	}
 	if a.lbDone != nil {
 		a.lbDone(lb.DoneInfo{Err: err, Latency: time.Since(a.start)})
-		a.lbDone = nil
 	}
 	if a.target != nil {
 		a.target.outcome(a.addr, transportErr)
@@ -333,9 +337,12 @@ func (st *callState) done(winner *attempt, err error) {
 	var cancels []sent
 	var losers []*attempt
 	for _, a := range live {
-		if a != winner && a.cc != nil {
+		if a == winner {
+			continue
+		}
+		losers = append(losers, a)
+		if a.cc != nil {
 			cancels = append(cancels, sent{a.cc, a.seq})
-			losers = append(losers, a)
 		}
 	}
 	st.mu.Unlock()

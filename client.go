@@ -39,8 +39,8 @@ type Client struct {
 	cancel context.CancelFunc
 	// wg tracks every goroutine the client starts (readers, dials, the
 	// health loop, watchers, retries) but callbacks, which cbs tracks.
-	wg  sync.WaitGroup
-	cbs sync.WaitGroup
+	wg  goGroup
+	cbs goGroup
 }
 
 // Dial returns a client of the server at addr. Connections are made as
@@ -230,7 +230,7 @@ func (c *Client) start(ctx context.Context, call *Call) {
 		st.finish(fmt.Errorf("rpc: call %s: %w", call.ServiceMethod, ErrShutdown))
 		return
 	}
-	if !st.deadline.IsZero() && !st.oneway {
+	if !st.deadline.IsZero() {
 		d := time.Until(st.deadline)
 		if d <= 0 {
 			st.expire()
@@ -343,6 +343,7 @@ func (c *Client) send(ctx context.Context, st *callState, a *attempt, block bool
 	}
 	if st.finished.Load() {
 		cc.cancel(seq) // finished (timed out) while we were sending
+		a.report(nil, nil)
 	}
 	return nil
 }
@@ -478,4 +479,35 @@ func (c *Client) Close() error {
 		c.cbs.Wait()
 	}
 	return nil
+}
+
+// goGroup counts goroutines like sync.WaitGroup, but Add may run while Wait
+// waits (a call started as the client closes starts its goroutine then):
+// Wait returns once the count is zero.
+type goGroup struct {
+	mu   sync.Mutex // guards n
+	n    int
+	zero *sync.Cond
+}
+
+func (g *goGroup) Add(d int) {
+	g.mu.Lock()
+	g.n += d
+	if g.n == 0 && g.zero != nil {
+		g.zero.Broadcast()
+	}
+	g.mu.Unlock()
+}
+
+func (g *goGroup) Done() { g.Add(-1) }
+
+func (g *goGroup) Wait() {
+	g.mu.Lock()
+	if g.zero == nil {
+		g.zero = sync.NewCond(&g.mu)
+	}
+	for g.n > 0 {
+		g.zero.Wait()
+	}
+	g.mu.Unlock()
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/seedrpc/rpc/lb"
 )
 
 func TestCallModes(t *testing.T) {
@@ -131,5 +134,24 @@ func TestHeaders(t *testing.T) {
 	// The connection survived the refused call.
 	if err := cli.Call("HeaderEcho.Get", "tenant", &got); err != nil || got != "acme" {
 		t.Errorf("Call after refused header = %q, %v", got, err)
+	}
+}
+
+// TestAttemptReportOnce: the balancer hears of an attempt exactly once,
+// however many paths (reader, timer, hedge winner) report it.
+func TestAttemptReportOnce(t *testing.T) {
+	var n atomic.Int32
+	a := &attempt{lbDone: func(lb.DoneInfo) { n.Add(1) }}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.report(nil, nil)
+		}()
+	}
+	wg.Wait()
+	if got := n.Load(); got != 1 {
+		t.Fatalf("lbDone called %d times, want 1", got)
 	}
 }

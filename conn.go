@@ -3,6 +3,7 @@ package rpc
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -124,6 +125,9 @@ func (cc *clientConn) read() error {
 				}
 				a.completed(h.Status, body[int(h.MethodLen)+int(h.MetaLen):])
 				cc.br.Discard(n)
+				if cc.draining.Load() {
+					cc.closeIfIdle()
+				}
 				continue
 			}
 			bp := getBuf(n)
@@ -134,6 +138,9 @@ func (cc *clientConn) read() error {
 			}
 			a.completed(h.Status, (*bp)[int(h.MethodLen)+int(h.MetaLen):])
 			putBuf(bp)
+			if cc.draining.Load() {
+				cc.closeIfIdle()
+			}
 		case wire.TypePing:
 			if _, err := cc.br.Discard(h.PayloadLen()); err != nil {
 				return err
@@ -160,16 +167,32 @@ func (cc *clientConn) read() error {
 
 // closeIfIdle closes a draining connection that has no call pending.
 func (cc *clientConn) closeIfIdle() {
-	if !cc.draining.Load() {
-		return
-	}
-	cc.mu.Lock()
-	idle := len(cc.pending) == 0
-	cc.mu.Unlock()
-	if idle {
-		cc.nc.Close()
+	if cc.draining.Load() {
+		cc.closeIdle(errDrained)
 	}
 }
+
+// closeIdle closes the connection if no call is pending, so that no call
+// fails: a call that picked it meanwhile finds it closed when it registers,
+// before anything was sent, and goes elsewhere. It reports whether it closed.
+func (cc *clientConn) closeIdle(reason error) bool {
+	cc.mu.Lock()
+	if len(cc.pending) > 0 || cc.err != nil {
+		cc.mu.Unlock()
+		return false
+	}
+	cc.err = reason
+	cc.dead.Store(true)
+	cc.mu.Unlock()
+	cc.nc.Close()
+	return true
+}
+
+// Reasons a connection was closed while idle.
+var (
+	errDrained = errors.New("rpc: connection closed after the server drained it")
+	errIdle    = errors.New("rpc: idle connection closed")
+)
 
 // fail marks the connection dead and fails every pending call.
 func (cc *clientConn) fail(err error) {

@@ -78,15 +78,19 @@ func (p *connPool) get(ctx context.Context, block bool) (*clientConn, error) {
 // dial opens one connection and adds it to the pool; p.dialing is set.
 func (p *connPool) dial(ctx context.Context) (*clientConn, error) {
 	o := &p.client.opts
-	ctx, cancel := context.WithTimeout(ctx, o.dialTimeout)
+	dctx, cancel := context.WithTimeout(ctx, o.dialTimeout)
 	defer cancel()
-	nc, err := p.client.dialer(ctx, p.addr)
+	nc, err := p.client.dialer(dctx, p.addr)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.dialing = false
 	if err == nil && p.closed {
 		nc.Close()
 		err = ErrShutdown
+	}
+	if err != nil && ctx.Err() != nil {
+		// The caller gave up (its deadline), not the server: no backoff.
+		return nil, fmt.Errorf("rpc: dial %s: %w", p.addr, err)
 	}
 	if err != nil {
 		p.failures++
@@ -144,8 +148,8 @@ func (p *connPool) check(now time.Time) {
 	for _, cc := range conns {
 		if cc.recvd.Swap(false) {
 			kept++
-			if kept > 1 && now.Sub(time.Unix(0, cc.lastUsed.Load())) > o.idleTimeout && cc.load.Load() == 0 {
-				cc.nc.Close()
+			if kept > 1 && now.Sub(time.Unix(0, cc.lastUsed.Load())) > o.idleTimeout {
+				cc.closeIdle(errIdle)
 			}
 			continue
 		}

@@ -287,7 +287,7 @@ func (c *serverConn) handle(seq uint64, codecID byte, oneway, track bool, method
 		<-c.sem
 		c.handlers.Done()
 	}()
-	status, reply, err := c.invoke(ctx, codecID, method, body, bp)
+	status, reply, name, err := c.invoke(ctx, codecID, method, body, bp)
 	if oneway {
 		if err != nil {
 			c.srv.opts.logger.Info("rpc: oneway call failed", "remote", c.nc.RemoteAddr(), "err", err)
@@ -307,11 +307,11 @@ func (c *serverConn) handle(seq uint64, codecID byte, oneway, track bool, method
 	out, err := cd.AppendMarshal(*rb, reply.Interface())
 	*rb = out[:0]
 	if err != nil {
-		c.writeError(seq, wire.StatusServerError, fmt.Sprintf("rpc: %s: encoding reply: %v", method, err))
+		c.writeError(seq, wire.StatusServerError, fmt.Sprintf("rpc: %s: encoding reply: %v", name, err))
 		return
 	}
 	if len(out)-wire.HeaderSize > c.srv.opts.maxFrame {
-		c.writeError(seq, wire.StatusServerError, fmt.Sprintf("rpc: %s: reply of %d bytes exceeds the frame limit %d", method, len(out)-wire.HeaderSize, c.srv.opts.maxFrame))
+		c.writeError(seq, wire.StatusServerError, fmt.Sprintf("rpc: %s: reply of %d bytes exceeds the frame limit %d", name, len(out)-wire.HeaderSize, c.srv.opts.maxFrame))
 		return
 	}
 	hdr := wire.Header{Type: wire.TypeResponse, Codec: codecID, Seq: seq, BodyLen: uint32(len(out) - wire.HeaderSize)}
@@ -319,27 +319,31 @@ func (c *serverConn) handle(seq uint64, codecID byte, oneway, track bool, method
 	_ = c.w.Write(context.Background(), out, false) // a failed write closes the conn; nothing else to do
 }
 
-// invoke decodes the args, runs the method and returns its reply, or the
-// status and error to answer with. It releases bp once the args are decoded.
-func (c *serverConn) invoke(ctx *callContext, codecID byte, method, body []byte, bp *[]byte) (status wire.Status, reply reflect.Value, err error) {
+// invoke decodes the args, runs the method and returns its reply and name,
+// or the status and error to answer with. It releases bp once the args are
+// decoded, so method must not be used after it returns.
+func (c *serverConn) invoke(ctx *callContext, codecID byte, method, body []byte, bp *[]byte) (status wire.Status, reply reflect.Value, name string, err error) {
 	m, err := c.srv.lookup(method)
+	if err == nil {
+		name = m.fullName
+	}
 	if err != nil {
 		putBuf(bp)
 		if errors.Is(err, ErrNoService) {
-			return wire.StatusNoService, reply, err
+			return wire.StatusNoService, reply, name, err
 		}
-		return wire.StatusNoMethod, reply, err
+		return wire.StatusNoMethod, reply, name, err
 	}
 	cd, ok := codec.ByID(codecID)
 	if !ok {
 		putBuf(bp)
-		return wire.StatusBadRequest, reply, fmt.Errorf("rpc: %s: unknown codec id %d", m.fullName, codecID)
+		return wire.StatusBadRequest, reply, name, fmt.Errorf("rpc: %s: unknown codec id %d", m.fullName, codecID)
 	}
 	argp, replyp := m.newValues()
 	err = cd.Unmarshal(body, argp.Interface())
 	putBuf(bp)
 	if err != nil {
-		return wire.StatusBadRequest, reply, fmt.Errorf("rpc: %s: decoding args: %v", m.fullName, err)
+		return wire.StatusBadRequest, reply, name, fmt.Errorf("rpc: %s: decoding args: %v", m.fullName, err)
 	}
 	reply = replyp
 	defer func() {
@@ -350,11 +354,11 @@ func (c *serverConn) invoke(ctx *callContext, codecID byte, method, body []byte,
 	}()
 	if err := m.call(ctx, argp, reply); err != nil {
 		if ctx.hasDeadline && errors.Is(err, context.DeadlineExceeded) {
-			return wire.StatusTimeout, reply, err
+			return wire.StatusTimeout, reply, name, err
 		}
-		return wire.StatusServerError, reply, err
+		return wire.StatusServerError, reply, name, err
 	}
-	return wire.StatusOK, reply, nil
+	return wire.StatusOK, reply, name, nil
 }
 
 // writeError answers request seq with status and message msg.

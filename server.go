@@ -250,9 +250,10 @@ func (s *Server) deregister(ctx context.Context) error {
 // Shutdown stops the server gracefully: it deregisters from the registry,
 // stops accepting, tells every connection it is draining so clients send
 // no new calls, waits for running calls to finish, then closes the
-// connections. If ctx ends first, Shutdown closes everything at once and
-// returns ctx's error. Serve returns ErrServerClosed. Calling it again, or
-// after Close, returns nil.
+// connections. If ctx ends first, Shutdown closes every connection, cancels
+// the contexts of running handlers and returns ctx's error once they have
+// returned (a handler that ignores its ctx delays it). Serve returns
+// ErrServerClosed. Calling it again, or after Close, returns nil.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed || s.draining {
@@ -300,6 +301,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		break
 	}
+	s.mu.Lock()
+	s.draining = false // from now on ServeConn refuses
+	s.mu.Unlock()
 	s.cancelBase()
 	s.wg.Wait()
 	s.workers.stop()

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -174,8 +175,14 @@ func (w *Writer) flush(ctx context.Context, deadline time.Time, data []byte, isB
 		if err != nil && n < len(data) && w.stillOpen(err) && (ctx.Err() != nil || !deadline.IsZero() && !time.Now().Before(deadline)) {
 			// The caller's time is up, the connection's is not: finish
 			// this batch (and what follows) without the caller.
+			rest := data[n:]
+			if !isBatch {
+				// data is the caller's own frame, which it may reuse
+				// once we return.
+				rest = bytes.Clone(rest)
+			}
 			w.bg.Add(1)
-			go w.background(data[n:], done)
+			go w.background(rest, done)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}

@@ -245,3 +245,46 @@ func TestWriterCtxBoundsWaiting(t *testing.T) {
 		t.Error("Idle() = false after the flush")
 	}
 }
+
+// TestWriterDeadlineKeepsStreamWhole: a flusher whose deadline passes
+// mid-write returns on time, the rest of its frame is written in the
+// background, and reusing the frame buffer right away changes nothing on
+// the wire.
+func TestWriterDeadlineKeepsStreamWhole(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	w := NewConnWriter(client, 5*time.Second)
+
+	frame := bytes.Repeat([]byte{0xAB}, 200<<10) // above directWrite: written in place
+	want := bytes.Clone(frame)
+	got := make(chan []byte, 1)
+	go func() {
+		buf := make([]byte, len(want))
+		n, _ := io.ReadFull(server, buf[:1000]) // take a little, then stall
+		time.Sleep(200 * time.Millisecond)
+		m, _ := io.ReadFull(server, buf[n:])
+		got <- buf[:n+m]
+	}()
+
+	start := time.Now()
+	err := w.WriteBy(context.Background(), time.Now().Add(50*time.Millisecond), frame, false)
+	if el := time.Since(start); el > 150*time.Millisecond {
+		t.Errorf("WriteBy returned after %v, want about 50ms", el)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WriteBy() error = %v, want context.DeadlineExceeded", err)
+	}
+	for i := range frame {
+		frame[i] = 0xEE // the caller reuses its buffer
+	}
+	select {
+	case b := <-got:
+		if !bytes.Equal(b, want) {
+			t.Fatalf("peer received %d bytes that differ from the frame written (%d bytes)", len(b), len(want))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("peer never received the whole frame")
+	}
+	w.Wait()
+}
