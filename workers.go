@@ -6,8 +6,10 @@ import (
 )
 
 // workerIdle is how long an idle handler goroutine waits for more work
-// before it exits.
-const workerIdle = 10 * time.Second
+// before it exits: long enough to carry a busy server from call to call,
+// short enough that a quiet server (DefaultServer, which nobody closes)
+// soon has no handler goroutines left.
+const workerIdle = 250 * time.Millisecond
 
 // workerPool runs server calls on reused goroutines. A fresh goroutine
 // starts with a small stack that decoding and reflection grow on every
