@@ -314,6 +314,10 @@ func (c *Client) send(ctx context.Context, st *callState, a *attempt, block bool
 		hdr.Seq = cc.seq.Add(1)
 		wire.PutHeader(buf, &hdr)
 		if err := cc.w.WriteBy(ctx, st.deadline, buf, true); err != nil {
+			if errors.Is(err, wire.ErrWriteContinues) {
+				// It will reach the server: never send it again.
+				return notRetryable{fmt.Errorf("rpc: call %s to %s: %w (%w)", call.ServiceMethod, a.addr, ErrTimeout, err)}
+			}
 			if ctx.Err() != nil {
 				return notRetryable{ctxError(call, ctx.Err())}
 			}
@@ -335,7 +339,9 @@ func (c *Client) send(ctx context.Context, st *callState, a *attempt, block bool
 	st.mu.Unlock()
 	hdr.Seq = seq
 	wire.PutHeader(buf, &hdr)
-	if err := cc.w.WriteBy(ctx, st.deadline, buf, false); err != nil {
+	if err := cc.w.WriteBy(ctx, st.deadline, buf, false); err != nil && !errors.Is(err, wire.ErrWriteContinues) {
+		// (ErrWriteContinues: the request will reach the server, so the
+		// attempt stays pending and the call's timer ends it.)
 		if cc.unregister(seq) {
 			return fmt.Errorf("rpc: call %s to %s: %w", call.ServiceMethod, a.addr, err)
 		}
@@ -377,8 +383,10 @@ func (c *Client) runCallback(fn func(*Call), call *Call) {
 }
 
 // inCallback reports whether the calling goroutine is running a Callback's
-// function (runCallback is then at the bottom of its stack). Only Close
-// asks, so the cost of reading the stack does not matter.
+// function (runCallback is then at the bottom of its stack). Argument values
+// in a traceback are not reliable, so it does not tell which client's: Close
+// of client B from a callback of client A does not wait for B's callbacks.
+// Only Close asks, so the cost of reading the stack does not matter.
 func inCallback() bool {
 	buf := make([]byte, 64<<10)
 	buf = buf[:runtime.Stack(buf, false)]

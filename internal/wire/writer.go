@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"runtime"
@@ -21,6 +22,12 @@ const maxKept = 1 << 20
 // maxBuffered is how many bytes may wait behind a write in progress before
 // further writers block (backpressure toward a slow peer).
 const maxBuffered = 4 << 20
+
+// ErrWriteContinues is returned (wrapping the ctx error or
+// context.DeadlineExceeded) by a write whose deadline passed mid-frame: the
+// frames were not lost, the rest is being written in the background, so the
+// peer will receive them.
+var ErrWriteContinues = errors.New("wire: deadline passed mid-write; the rest follows in the background")
 
 // deadliner is the part of net.Conn the Writer uses to bound writes.
 type deadliner interface {
@@ -183,10 +190,11 @@ func (w *Writer) flush(ctx context.Context, deadline time.Time, data []byte, isB
 			}
 			w.bg.Add(1)
 			go w.background(rest, done)
+			cause := context.DeadlineExceeded
 			if ctx.Err() != nil {
-				return ctx.Err()
+				cause = ctx.Err()
 			}
-			return context.DeadlineExceeded
+			return fmt.Errorf("%w (%w)", ErrWriteContinues, cause)
 		}
 		w.mu.Lock()
 		if done != nil {
