@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seedrpc/rpc/codec"
 	"github.com/seedrpc/rpc/internal/wire"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -509,5 +510,65 @@ func TestGoroutinesAfterLifecycles(t *testing.T) {
 		buf := make([]byte, 1<<20)
 		buf = buf[:runtime.Stack(buf, true)]
 		t.Fatalf("after 20 lifecycles: %d goroutines, baseline %d\n%s", n, base, buf)
+	}
+}
+
+// TestShutdownServesLateConnectionsDraining: a connection that arrives while
+// Shutdown is under way (it was dialled just before the listener closed) is
+// told to drain and has its request refused unrun, never dropped, so the
+// client can retry it elsewhere.
+func TestShutdownServesLateConnectionsDraining(t *testing.T) {
+	cli, calc, srv := newCalcPair(t, nil)
+	long := cli.Go("Calc.Sleep", 300*time.Millisecond, new(int), nil, WithTimeout(defaultTestTimeout))
+	select {
+	case <-calc.started:
+	case <-time.After(defaultTestTimeout):
+		t.Fatal("the long call never started")
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(context.Background()) }()
+	waitFor(t, "Shutdown to begin", func() bool { return srv.shuttingDown.Load() })
+
+	local, remote := net.Pipe()
+	defer local.Close()
+	srv.ServeConn(remote)
+	body, _ := codec.Msgpack{}.AppendMarshal(nil, Args{1, 2})
+	frame := make([]byte, wire.HeaderSize, wire.HeaderSize+len("Calc.Add")+len(body))
+	frame = append(append(frame, "Calc.Add"...), body...)
+	hdr := wire.Header{Type: wire.TypeRequest, Codec: 1, Seq: 7, MethodLen: uint16(len("Calc.Add")), BodyLen: uint32(len(body))}
+	wire.PutHeader(frame, &hdr)
+	local.SetDeadline(time.Now().Add(defaultTestTimeout))
+	go local.Write(frame) // net.Pipe: the write completes as the server reads
+
+	var sawDrain, sawRefusal bool
+	for !(sawDrain && sawRefusal) {
+		var hb [wire.HeaderSize]byte
+		if _, err := io.ReadFull(local, hb[:]); err != nil {
+			t.Fatalf("reading from the late connection: %v (draining frame %v, refusal %v)", err, sawDrain, sawRefusal)
+		}
+		h, err := wire.ParseHeader(hb[:], wire.DefaultMaxFrameSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.CopyN(io.Discard, local, int64(h.PayloadLen())); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case h.Type == wire.TypeDraining:
+			sawDrain = true
+		case h.Type == wire.TypeResponse && h.Seq == 7:
+			if h.Status != wire.StatusShuttingDown {
+				t.Fatalf("late request answered with status %d, want %d (shutting down)", h.Status, wire.StatusShuttingDown)
+			}
+			sawRefusal = true
+		}
+	}
+	waitCall(t, long, defaultTestTimeout)
+	if long.Error != nil {
+		t.Errorf("call in flight during Shutdown failed: %v", long.Error)
+	}
+	local.Close()
+	if err := recvErr(t, shut, "Shutdown"); err != nil {
+		t.Errorf("Shutdown() = %v", err)
 	}
 }
