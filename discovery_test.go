@@ -45,7 +45,10 @@ func checkRoundRobin(t *testing.T, cli *Client, addrs []string, rounds int) {
 	t.Logf("round robin over %d servers: %v", n, counts)
 }
 
-func TestDiscoveryRedisRoundRobin(t *testing.T) {
+// startRoundRobinFleet starts three Calc servers registered in a fresh
+// redis-server and a round-robin client that already routes to all three.
+func startRoundRobinFleet(t *testing.T) (*Client, []string) {
+	t.Helper()
 	rs := startRedis(t)
 	sreg := newRedisRegistry(t, rs.Addr())
 	var addrs []string
@@ -54,6 +57,11 @@ func TestDiscoveryRedisRoundRobin(t *testing.T) {
 	}
 	cli := newFleetClient(t, newRedisRegistry(t, rs.Addr()), WithBalancer(lb.RoundRobin()))
 	waitRouted(t, cli, "Calc", addrs...)
+	return cli, addrs
+}
+
+func TestDiscoveryRedisRoundRobin(t *testing.T) {
+	cli, addrs := startRoundRobinFleet(t)
 	checkRoundRobin(t, cli, addrs, 100)
 }
 

@@ -60,14 +60,7 @@ func callN(t testing.TB, cli *Client, callers, n int, args func(caller, i int) F
 func plainArgs(c, i int) FleetArgs { return FleetArgs{A: c, B: i} }
 
 func TestFleetRoundRobinShares(t *testing.T) {
-	rs := startRedis(t)
-	sreg := newRedisRegistry(t, rs.Addr())
-	var addrs []string
-	for range 3 {
-		addrs = append(addrs, startFleetServer(t, sreg, "Calc", 0).addr)
-	}
-	cli := newFleetClient(t, newRedisRegistry(t, rs.Addr()), WithBalancer(lb.RoundRobin()))
-	waitRouted(t, cli, "Calc", addrs...)
+	cli, addrs := startRoundRobinFleet(t)
 
 	const callers, n = 16, 150
 	recs := callN(t, cli, callers, n, plainArgs, WithTimeout(2*time.Second))
