@@ -184,12 +184,7 @@ func (st *callState) next(prev error) {
 			return
 		}
 	}
-	if st.finished.Load() {
-		return
-	}
-	ctx, cancel := st.asyncContext()
-	defer cancel()
-	st.launch(ctx, true)
+	st.relaunch()
 }
 
 // errWouldBlock is returned inside the client when a step (the first
@@ -203,7 +198,7 @@ var errWouldBlock = errors.New("rpc: would block")
 // wait for the registry, and hands a send that would wait for a dial to a
 // goroutine of the client.
 func (st *callState) launch(ctx context.Context, block bool) error {
-	call := st.callOf()
+	call := st.call
 	for {
 		if st.finished.Load() {
 			return nil
@@ -293,8 +288,9 @@ func (st *callState) asyncContext() (context.Context, context.CancelFunc) {
 	return context.WithDeadline(st.client.ctx, st.deadline)
 }
 
-// hedge sends a backup attempt if the call is still running.
-func (st *callState) hedge() {
+// relaunch starts an attempt (first, retry or hedge) if the call is still
+// running, on a goroutine of the client, where it may block.
+func (st *callState) relaunch() {
 	if st.finished.Load() {
 		return
 	}
@@ -305,7 +301,7 @@ func (st *callState) hedge() {
 
 // expire ends the call at its deadline.
 func (st *callState) expire() {
-	call := st.callOf()
+	call := st.call
 	st.finish(fmt.Errorf("rpc: call %s: %w after %v", call.ServiceMethod, ErrTimeout, time.Since(st.start).Round(time.Millisecond)))
 }
 
@@ -356,13 +352,10 @@ func (st *callState) done(winner *attempt, err error) {
 			a.report(nil, nil)
 		}
 	}
-	call := st.callOf()
+	call := st.call
 	call.Error = err
 	st.client.deliver(call)
 }
-
-// callOf returns the Call that embeds st.
-func (st *callState) callOf() *Call { return st.call }
 
 // notRetryable marks a send failure that another instance cannot fix (the
 // args do not encode, the frame is too large); it adds nothing to the text.

@@ -242,15 +242,11 @@ func (c *Client) start(ctx context.Context, call *Call) {
 	}
 	if st.opts.hedge > 0 && !st.oneway {
 		st.mu.Lock()
-		st.hedger = time.AfterFunc(st.opts.hedge, func() { c.goAsync(st.hedge) })
+		st.hedger = time.AfterFunc(st.opts.hedge, func() { c.goAsync(st.relaunch) })
 		st.mu.Unlock()
 	}
 	if st.launch(ctx, false) == errWouldBlock {
-		c.goAsync(func() {
-			actx, cancel := st.asyncContext()
-			defer cancel()
-			st.launch(actx, true)
-		})
+		c.goAsync(st.relaunch)
 	}
 }
 
@@ -434,10 +430,14 @@ func (c *Client) onDraining(addr string) {
 	})
 }
 
+// isClosed reports whether Close began; it takes no lock, as every call asks.
 func (c *Client) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // healthLoop pings silent connections and trims idle ones.

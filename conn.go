@@ -47,8 +47,6 @@ type clientConn struct {
 	pending map[uint64]*attempt
 	// err is set once the connection is dead; no call may be added after.
 	err error
-
-	done chan struct{} // closed when the reader has exited
 }
 
 func newClientConn(p *connPool, nc net.Conn) *clientConn {
@@ -58,7 +56,6 @@ func newClientConn(p *connPool, nc net.Conn) *clientConn {
 		br:      bufio.NewReaderSize(nc, 32<<10),
 		w:       wire.NewConnWriter(nc, 2*p.client.opts.keepalive),
 		pending: make(map[uint64]*attempt),
-		done:    make(chan struct{}),
 	}
 	cc.lastUsed.Store(time.Now().UnixNano())
 	return cc
@@ -80,7 +77,6 @@ func (cc *clientConn) readLoop() {
 	}
 	cc.fail(err)
 	cc.w.Wait()
-	close(cc.done)
 	cc.pool.remove(cc)
 }
 

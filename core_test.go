@@ -92,12 +92,7 @@ func newProbePair(t testing.TB, sopts []ServerOption, copts ...ClientOption) (*C
 	if err := srv.Register(&Calc{started: make(chan struct{}, 1)}); err != nil {
 		t.Fatal(err)
 	}
-	addr := startServer(t, srv)
-	cli, err := Dial("tcp", addr, copts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	cli, addr := serveAndDial(t, srv, copts...)
 	return cli, p, srv, addr
 }
 

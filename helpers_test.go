@@ -83,11 +83,19 @@ func newCalcPair(t testing.TB, sopts []ServerOption, copts ...ClientOption) (*Cl
 	if err := srv.Register(calc); err != nil {
 		t.Fatal(err)
 	}
+	cli, _ := serveAndDial(t, srv, copts...)
+	return cli, calc, srv
+}
+
+// serveAndDial serves srv on loopback and returns a client of it, both
+// stopped when the test ends, and the server's address.
+func serveAndDial(t testing.TB, srv *Server, copts ...ClientOption) (*Client, string) {
+	t.Helper()
 	addr := startServer(t, srv)
 	cli, err := Dial("tcp", addr, copts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cli.Close() })
-	return cli, calc, srv
+	return cli, addr
 }

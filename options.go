@@ -32,27 +32,27 @@ type CallOption interface {
 }
 
 type serverOptions struct {
-	logger         *slog.Logger
-	tls            *tls.Config
-	maxFrame       int
-	connCalls      int
-	maxCalls       int
-	registry       registry.Registry
-	advertise      string
-	weight         int
-	meta           map[string]string
-	drainGrace     time.Duration
-	registerTimout time.Duration
+	logger          *slog.Logger
+	tls             *tls.Config
+	maxFrame        int
+	connCalls       int
+	maxCalls        int
+	registry        registry.Registry
+	advertise       string
+	weight          int
+	meta            map[string]string
+	drainGrace      time.Duration
+	registerTimeout time.Duration
 }
 
 func defaultServerOptions() serverOptions {
 	return serverOptions{
-		logger:         slog.New(slog.DiscardHandler),
-		maxFrame:       wire.DefaultMaxFrameSize,
-		connCalls:      256,
-		maxCalls:       10000,
-		drainGrace:     2 * time.Second,
-		registerTimout: 5 * time.Second,
+		logger:          slog.New(slog.DiscardHandler),
+		maxFrame:        wire.DefaultMaxFrameSize,
+		connCalls:       256,
+		maxCalls:        10000,
+		drainGrace:      2 * time.Second,
+		registerTimeout: 5 * time.Second,
 	}
 }
 

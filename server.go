@@ -218,7 +218,7 @@ func (s *Server) announce(addr net.Addr) error {
 		}
 		adv = addr.String()
 	}
-	ctx, cancel := context.WithTimeout(s.baseCtx, s.opts.registerTimout)
+	ctx, cancel := context.WithTimeout(s.baseCtx, s.opts.registerTimeout)
 	defer cancel()
 	for name := range *s.services.Load() {
 		inst := registry.Instance{Service: name, Addr: adv, Weight: s.opts.weight, Meta: s.opts.meta}
