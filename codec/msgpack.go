@@ -69,7 +69,9 @@ func (Msgpack) ID() byte { return msgpackID }
 func (Msgpack) Name() string { return "msgpack" }
 
 // AppendMarshal appends the MessagePack encoding of v to dst. On error it
-// returns dst unchanged.
+// returns dst unchanged. A type msgpack cannot encode is an error, also
+// where msgpack itself would panic (a uintptr field, or a panicking
+// MarshalMsgpack method).
 func (Msgpack) AppendMarshal(dst []byte, v any) ([]byte, error) {
 	if out, ok := fastMarshal(dst, v); ok {
 		return out, nil
@@ -78,11 +80,19 @@ func (Msgpack) AppendMarshal(dst []byte, v any) ([]byte, error) {
 }
 
 // appendMsgpack is AppendMarshal through msgpack, without the fast path.
-func appendMsgpack(dst []byte, v any) ([]byte, error) {
+func appendMsgpack(dst []byte, v any) (out []byte, err error) {
 	e := msgpackEncoders.Get().(*msgpackEncoder)
+	defer func() {
+		// msgpack/v5 v5.4.1 panics on some types (a uintptr anywhere in
+		// v calls a nil encoder func); the caller gets an error instead,
+		// and the encoder is dropped.
+		if p := recover(); p != nil {
+			out, err = dst, fmt.Errorf("codec: msgpack marshal %T: panic: %v", v, p)
+		}
+	}()
 	e.w.b = dst
-	err := e.enc.Encode(v)
-	out := e.w.b
+	err = e.enc.Encode(v)
+	out = e.w.b
 	e.w.b = nil
 	if err != nil {
 		// Do not pool an encoder that failed half-way.
@@ -100,9 +110,11 @@ func appendMsgpack(dst []byte, v any) ([]byte, error) {
 // extension, array and map length must fit in the bytes that remain, and
 // containers may nest at most 64 deep. Without the check msgpack allocates
 // whatever length a body declares (5 bytes can ask for 32 GiB, a fatal
-// error recover cannot catch). Every error wraps ErrMalformed. (The fast
-// path needs no separate pass: it checks every length as it reads, and a
-// body it gives up on is checked and decoded from the start.)
+// error recover cannot catch). Every error wraps ErrMalformed, also where
+// msgpack itself would panic (a uintptr in v, a panicking UnmarshalMsgpack
+// method). (The fast path needs no separate pass: it checks every length
+// as it reads, and a body it gives up on is checked and decoded from the
+// start.)
 func (Msgpack) Unmarshal(data []byte, v any) error {
 	if fastUnmarshal(data, v) {
 		return nil
@@ -112,13 +124,20 @@ func (Msgpack) Unmarshal(data []byte, v any) error {
 
 // unmarshalMsgpack is Unmarshal through checkMsgpack and msgpack, without
 // the fast path.
-func unmarshalMsgpack(data []byte, v any) error {
+func unmarshalMsgpack(data []byte, v any) (err error) {
 	if err := checkMsgpack(data); err != nil {
 		return err
 	}
 	d := msgpackDecoders.Get().(*msgpackDecoder)
+	defer func() {
+		// As in appendMsgpack: a uintptr in v calls a nil decoder
+		// func. The decoder is dropped.
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: msgpack unmarshal into %T: panic: %v", ErrMalformed, v, p)
+		}
+	}()
 	d.r.Reset(data)
-	err := d.dec.Decode(v)
+	err = d.dec.Decode(v)
 	d.r.Reset(nil)
 	if err != nil {
 		// A decoder that failed half-way may hold state (a raw-message

@@ -60,6 +60,20 @@ func TestMsgpackUnmarshalError(t *testing.T) {
 	}
 }
 
+// TestMsgpackPanicsAreErrors checks that types msgpack v5.4.1 panics on
+// (it has no encoder or decoder for uintptr) give errors instead.
+func TestMsgpackPanicsAreErrors(t *testing.T) {
+	give := &struct{ P uintptr }{P: 1}
+	got, err := Msgpack{}.AppendMarshal([]byte("hdr"), give)
+	if err == nil || string(got) != "hdr" {
+		t.Errorf("AppendMarshal(%T) = %q, %v; want \"hdr\" and an error", give, got, err)
+	}
+	body := []byte{0x81, 0xa1, 'P', 0x01} // {"P": 1}
+	if err := (Msgpack{}).Unmarshal(body, give); !errors.Is(err, ErrMalformed) {
+		t.Errorf("Unmarshal(% x, %T) error = %v, want %v", body, give, err, ErrMalformed)
+	}
+}
+
 // TestMsgpackBombs feeds bodies that declare huge lengths. Unchecked,
 // msgpack v5.4.1 allocates what they declare (the first kills the process);
 // checked, each costs at most a small multiple of its size.
