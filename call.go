@@ -13,6 +13,17 @@ import (
 	"github.com/seedrpc/rpc/lb"
 )
 
+// Call is one remote call in flight or done, as in net/rpc.
+type Call struct {
+	ServiceMethod string     // "Service.Method"
+	Args          any        // the arguments
+	Reply         any        // the reply, a pointer, filled on success
+	Error         error      // set when the call is done
+	Done          chan *Call // receives the Call when it is done
+
+	st callState // unexported machinery, below
+}
+
 // callState is the machinery behind a Call: its deadline, its attempts on
 // one or more connections (retries, hedges), and the once-only finish.
 type callState struct {

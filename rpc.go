@@ -76,17 +76,6 @@ type ServerError string
 
 func (e ServerError) Error() string { return string(e) }
 
-// Call is one remote call in flight or done, as in net/rpc.
-type Call struct {
-	ServiceMethod string     // "Service.Method"
-	Args          any        // the arguments
-	Reply         any        // the reply, a pointer, filled on success
-	Error         error      // set when the call is done
-	Done          chan *Call // receives the Call when it is done
-
-	st callState // unexported machinery, see client.go
-}
-
 // DefaultServer is the Server used by the package-level Register,
 // RegisterName and Serve functions.
 var DefaultServer = NewServer()
