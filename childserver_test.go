@@ -572,7 +572,7 @@ func runChildServer() error {
 	var opts []ServerOption
 	if m := os.Getenv("SEEDRPC_META"); m != "" {
 		k, v, _ := strings.Cut(m, "=")
-		opts = append(opts, WithMeta(k, v))
+		opts = append(opts, withMeta(k, v))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)

@@ -44,7 +44,7 @@ func (p *connPool) ready() *clientConn {
 }
 
 // get returns a usable connection, dialling one (bounded by ctx and the
-// dial timeout) when there is none, or joining the dial in progress.
+// keepalive interval) when there is none, or joining the dial in progress.
 func (p *connPool) get(ctx context.Context) (*clientConn, error) {
 	for {
 		p.mu.Lock()
@@ -102,7 +102,7 @@ func (p *connPool) leastBusy() *clientConn {
 // dial opens one connection and adds it to the pool; p.dialDone is set and
 // is closed when dial returns.
 func (p *connPool) dial(ctx context.Context) (*clientConn, error) {
-	dctx, cancel := context.WithTimeout(ctx, p.client.opts.dialTimeout)
+	dctx, cancel := context.WithTimeout(ctx, p.client.opts.keepalive)
 	defer cancel()
 	nc, err := p.client.dial(dctx, p.addr)
 	p.mu.Lock()

@@ -284,8 +284,8 @@ func TestFleetRollingRestart(t *testing.T) {
 // to the fast one wins, and the slow handler sees its ctx cancelled.
 func TestFleetHedge(t *testing.T) {
 	mem := newMemoryRegistry(t)
-	slow := startFleetServer(t, mem, "Calc", 500*time.Millisecond, WithMeta("order", "0"))
-	fast := startFleetServer(t, mem, "Calc", 0, WithMeta("order", "1"))
+	slow := startFleetServer(t, mem, "Calc", 500*time.Millisecond, withMeta("order", "0"))
+	fast := startFleetServer(t, mem, "Calc", 0, withMeta("order", "1"))
 	cli := newFleetClient(t, mem, WithBalancer(orderedBalancer{}))
 
 	// Without a hedge the ordered balancer sends everything to the slow one.
@@ -320,7 +320,7 @@ func TestFleetHedge(t *testing.T) {
 
 	// A fast first answer sends no hedge.
 	before := fast.calc.calls.Load()
-	noHedge := startFleetServer(t, mem, "Calc", 0, WithMeta("order", "-")) // sorts first
+	noHedge := startFleetServer(t, mem, "Calc", 0, withMeta("order", "-")) // sorts first
 	waitRouted(t, cli, "Calc", noHedge.addr)
 	for range 5 {
 		if err := cli.Call("Calc.Add", FleetArgs{}, &r, WithHedge(100*time.Millisecond), WithTimeout(time.Second)); err != nil || r.Addr != noHedge.addr {
@@ -514,15 +514,15 @@ func TestFleetOutlierEjection(t *testing.T) {
 }
 
 // TestFleetFilter: WithFilter("version", "v2") routes only to servers
-// registered WithMeta("version", "v2"), as a call option and as a client
+// registered with the label version=v2, as a call option and as a client
 // default.
 func TestFleetFilter(t *testing.T) {
 	rs := startRedis(t)
 	sreg := newRedisRegistry(t, rs.Addr())
 	var v1, v2 []string
 	for range 2 {
-		v1 = append(v1, startFleetServer(t, sreg, "Calc", 0, WithMeta("version", "v1")).addr)
-		v2 = append(v2, startFleetServer(t, sreg, "Calc", 0, WithMeta("version", "v2"), WithMeta("zone", "a")).addr)
+		v1 = append(v1, startFleetServer(t, sreg, "Calc", 0, withMeta("version", "v1")).addr)
+		v2 = append(v2, startFleetServer(t, sreg, "Calc", 0, withMeta("version", "v2", "zone", "a")).addr)
 	}
 	creg := newRedisRegistry(t, rs.Addr())
 	cli := newFleetClient(t, creg, WithBalancer(lb.RoundRobin()))

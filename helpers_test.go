@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/seedrpc/rpc/registry"
 )
 
 // defaultTestTimeout bounds every wait in the tests.
@@ -51,6 +53,15 @@ func (c *Calc) Sleep(ctx context.Context, d time.Duration, reply *int) error {
 func (c *Calc) Panic(args int, reply *int) error { panic("boom") }
 
 func (c *Calc) Echo(b []byte, reply *[]byte) error { *reply = b; return nil }
+
+// withMeta labels a server's registered instance with key/value pairs.
+func withMeta(kv ...string) ServerOption {
+	meta := make(map[string]string)
+	for i := 0; i+1 < len(kv); i += 2 {
+		meta[kv[i]] = kv[i+1]
+	}
+	return WithInstance(registry.Instance{Meta: meta})
+}
 
 // startServer serves srv on a loopback listener until the test ends.
 func startServer(t testing.TB, srv *Server) string {

@@ -51,7 +51,7 @@ var (
 	// ErrBadRequest is returned when the server could not decode a request.
 	ErrBadRequest = errors.New("rpc: bad request")
 	// ErrOverloaded is returned when the server refused a call because it was
-	// already running its maximum number of calls (WithMaxConcurrentCalls).
+	// already running its maximum number of calls (WithMaxCalls).
 	ErrOverloaded = errors.New("rpc: server overloaded")
 	// ErrServerShuttingDown is returned when the server refused a call
 	// because it is shutting down; the call did not run.

@@ -58,7 +58,7 @@ func FuzzReadFrame(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		srv := NewServer(WithMaxFrameSize(64<<10), WithMaxConnCalls(4))
+		srv := NewServer(WithMaxFrameSize(64<<10), WithMaxCalls(0, 4))
 		if err := srv.Register(FuzzSvc{}); err != nil {
 			t.Fatal(err)
 		}

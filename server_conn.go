@@ -31,7 +31,7 @@ type serverConn struct {
 	br  *bufio.Reader
 	w   *wire.Writer
 	// sem holds one token per running handler; the reader blocks when it is
-	// full (WithMaxConnCalls), so a client cannot make the server spawn
+	// full (WithMaxCalls), so a client cannot make the server spawn
 	// without bound.
 	sem chan struct{}
 	// running counts handlers in progress.

@@ -166,7 +166,7 @@ func TestServeReturnsAfterClose(t *testing.T) {
 }
 
 func TestServerWideCap(t *testing.T) {
-	cli, calc, _ := newCalcPair(t, []ServerOption{WithMaxConcurrentCalls(1)})
+	cli, calc, _ := newCalcPair(t, []ServerOption{WithMaxCalls(1, 0)})
 	var r int
 	first := cli.Go("Calc.Sleep", 500*time.Millisecond, &r, nil, WithTimeout(defaultTestTimeout))
 	select {
@@ -189,7 +189,7 @@ func TestServerWideCap(t *testing.T) {
 }
 
 func TestPerConnCap(t *testing.T) {
-	cli, probe, _, _ := newProbePair(t, []ServerOption{WithMaxConnCalls(2)}, WithPoolSize(1))
+	cli, probe, _, _ := newProbePair(t, []ServerOption{WithMaxCalls(0, 2)}, WithPoolSize(1))
 	const n = 10
 	calls := make([]*Call, n)
 	replies := make([]int, n)
@@ -210,7 +210,7 @@ func TestPerConnCap(t *testing.T) {
 // TestPerConnCapKeepalive: while the reader waits at the per-connection cap
 // it reads no pings either; the client must not take that for a dead peer.
 func TestPerConnCapKeepalive(t *testing.T) {
-	cli, _, _, _ := newProbePair(t, []ServerOption{WithMaxConnCalls(1)}, WithPoolSize(1), WithKeepalive(100*time.Millisecond))
+	cli, _, _, _ := newProbePair(t, []ServerOption{WithMaxCalls(0, 1)}, WithPoolSize(1), WithKeepalive(100*time.Millisecond))
 	var r1, r2 int
 	c1 := cli.Go("Probe.Hold", 800*time.Millisecond, &r1, nil)
 	c2 := cli.Go("Probe.Hold", 800*time.Millisecond, &r2, nil)
