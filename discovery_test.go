@@ -217,17 +217,6 @@ func TestDiscoveryGracefulShutdownChild(t *testing.T) {
 	t.Logf("%d calls: before %v, after %v", len(recs), before, after)
 }
 
-// slicesFilter returns the records for which keep is true.
-func slicesFilter(recs []callRec, keep func(callRec) bool) []callRec {
-	var out []callRec
-	for _, r := range recs {
-		if keep(r) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // TestDiscoveryRedisRestart kills Redis under load (calls keep reaching both
 // servers from the client's last known list), then restarts it empty: the
 // servers re-register, the client keeps calling without a failure, and its
@@ -278,15 +267,6 @@ func TestDiscoveryRedisRestart(t *testing.T) {
 	}
 	after := countByAddr(slicesFilter(recs, func(r callRec) bool { return r.start.After(t2) }))
 	t.Logf("%d calls; after the restart: %v", len(recs), after)
-}
-
-// addrsSince returns the servers that answered calls started after since.
-func (l *load) addrsSince(since time.Time) []string {
-	var out []string
-	for a := range countByAddr(slicesFilter(l.snapshot(), func(r callRec) bool { return r.start.After(since) })) {
-		out = append(out, a)
-	}
-	return out
 }
 
 // TestDiscoveryNewServerGetsCalls starts a child server under load: it

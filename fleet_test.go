@@ -8,56 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/seedrpc/rpc/lb"
 	"github.com/seedrpc/rpc/registry"
 )
-
-// newMemoryRegistry returns an in-process registry with the fleet TTLs,
-// closed when the test ends.
-func newMemoryRegistry(t testing.TB) *registry.Memory {
-	t.Helper()
-	mem := registry.NewMemory(registry.WithTTL(fleetTTL), registry.WithHeartbeat(fleetHeartbeat))
-	t.Cleanup(func() { mem.Close() })
-	return mem
-}
-
-// callN makes n calls from each of callers goroutines and returns them all.
-func callN(t testing.TB, cli *Client, callers, n int, args func(caller, i int) FleetArgs, opts ...CallOption) []callRec {
-	t.Helper()
-	var mu sync.Mutex
-	var recs []callRec
-	var wg sync.WaitGroup
-	for c := range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range n {
-				a := args(c, i)
-				var r FleetReply
-				rec := callRec{start: time.Now()}
-				rec.err = cli.Call("Calc.Add", a, &r, opts...)
-				rec.end = time.Now()
-				if rec.err == nil {
-					rec.addr = r.Addr
-					if r.Sum != a.A+a.B {
-						rec.err = fmt.Errorf("wrong sum %d from %s", r.Sum, r.Addr)
-					}
-				}
-				mu.Lock()
-				recs = append(recs, rec)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return recs
-}
-
-func plainArgs(c, i int) FleetArgs { return FleetArgs{A: c, B: i} }
 
 func TestFleetRoundRobinShares(t *testing.T) {
 	cli, addrs := startRoundRobinFleet(t)
