@@ -5,11 +5,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/seedrpc/rpc/internal/wire"
 )
 
 func TestKeepaliveBlackhole(t *testing.T) {
 	srv := NewServer()
-	if err := srv.Register(&Calc{}); err != nil {
+	calc := &Calc{}
+	if err := srv.Register(calc); err != nil {
 		t.Fatal(err)
 	}
 	addr := startServer(t, srv)
@@ -24,13 +27,18 @@ func TestKeepaliveBlackhole(t *testing.T) {
 		t.Fatalf("Call through the proxy = %v", err)
 	}
 	// Idle for a few keepalive intervals: pings keep a healthy connection up.
-	time.Sleep(350 * time.Millisecond)
+	conn := cli.staticPool.ready()
+	up := proxy.up.Load()
+	waitFor(t, "three pings", func() bool { return proxy.up.Load()-up >= 3*wire.HeaderSize })
+	if got := cli.staticPool.ready(); got != conn {
+		t.Errorf("the connection was replaced while idle with keepalive pings answered")
+	}
 	if err := cli.Call("Calc.Add", Args{1, 2}, &sum, WithTimeout(5*time.Second)); err != nil {
 		t.Fatalf("Call after idling with keepalive = %v", err)
 	}
 
 	pending := cli.Go("Calc.Sleep", time.Minute, new(int), nil) // no timeout
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, "the handler to start", func() bool { return calc.sleeping.Load() == 1 })
 	proxy.frozen.Store(true)
 	frozeAt := time.Now()
 	waitCall(t, pending, 5*time.Second)
@@ -120,7 +128,8 @@ func TestWriteStallHonoursTimeout(t *testing.T) {
 // fail on the dead connection that is still in the pool.
 func TestCallRightAfterConnLoss(t *testing.T) {
 	srv := NewServer()
-	if err := srv.Register(&Calc{}); err != nil {
+	calc := &Calc{}
+	if err := srv.Register(calc); err != nil {
 		t.Fatal(err)
 	}
 	addr := startServer(t, srv)
@@ -145,7 +154,7 @@ func TestCallRightAfterConnLoss(t *testing.T) {
 				})
 			})
 		}
-		time.Sleep(20 * time.Millisecond)
+		waitFor(t, "the handlers to start", func() bool { return calc.sleeping.Load() == int32(50*(round+1)) })
 		proxy.cut()
 		if err := recvErr(t, after, "the call after the cut"); err != nil {
 			t.Fatalf("round %d: Call right after the connection was lost = %v, want nil (a re-dial)", round, err)
@@ -155,7 +164,8 @@ func TestCallRightAfterConnLoss(t *testing.T) {
 
 func TestServerDiesPendingFailFast(t *testing.T) {
 	srv := NewServer()
-	if err := srv.Register(&Calc{}); err != nil {
+	calc := &Calc{}
+	if err := srv.Register(calc); err != nil {
 		t.Fatal(err)
 	}
 	lis := listenLoopback(t)
@@ -169,7 +179,7 @@ func TestServerDiesPendingFailFast(t *testing.T) {
 	for i := range calls {
 		calls[i] = cli.Go("Calc.Sleep", 30*time.Second, new(int), nil, WithTimeout(20*time.Second))
 	}
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, "the handlers to start", func() bool { return calc.sleeping.Load() == int32(len(calls)) })
 	start := time.Now()
 	srv.Close()
 	for _, call := range calls {

@@ -11,7 +11,8 @@ func TestRedialAfterRestart(t *testing.T) {
 	lis := listenLoopback(t)
 	addr := lis.Addr().String()
 	srv := NewServer()
-	if err := srv.Register(&Calc{}); err != nil {
+	calc := &Calc{}
+	if err := srv.Register(calc); err != nil {
 		t.Fatal(err)
 	}
 	errc := serve(srv, lis)
@@ -25,7 +26,7 @@ func TestRedialAfterRestart(t *testing.T) {
 		t.Fatalf("Call before restart = %v", err)
 	}
 	pending := cli.Go("Calc.Sleep", 30*time.Second, new(int), nil)
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, "the handler to start", func() bool { return calc.sleeping.Load() == 1 })
 	srv.Close()
 	recvErr(t, errc, "Serve")
 	waitCall(t, pending, 5*time.Second)

@@ -285,10 +285,18 @@ func TestGoDoneChannel(t *testing.T) {
 	done <- placeholder
 	const n = 10
 	replies := make([]int, n)
+	calls := make([]*Call, n)
 	for i := range n {
-		cli.Go("Calc.Add", Args{i, 1}, &replies[i], done)
+		calls[i] = cli.Go("Calc.Add", Args{i, 1}, &replies[i], done)
 	}
-	time.Sleep(100 * time.Millisecond) // let the replies arrive while done is full
+	waitFor(t, "the replies to arrive while done is full", func() bool {
+		for _, c := range calls {
+			if !c.st.finished.Load() {
+				return false
+			}
+		}
+		return true
+	})
 	seen := map[*Call]bool{}
 	for len(seen) < n+1 {
 		select {
@@ -312,7 +320,7 @@ func TestGoDoneChannel(t *testing.T) {
 }
 
 func TestCallback(t *testing.T) {
-	cli, _, _ := newCalcPair(t, nil, WithPoolSize(1))
+	cli, calc, _ := newCalcPair(t, nil, WithPoolSize(1))
 	var runs atomic.Int32
 	got := make(chan error, 2)
 	var sum, inner int
@@ -338,17 +346,16 @@ func TestCallback(t *testing.T) {
 	if err := recvErr(t, got, "callback"); !errors.Is(err, ErrNoMethod) {
 		t.Fatalf("callback error = %v, want ErrNoMethod", err)
 	}
-	time.Sleep(50 * time.Millisecond)
-	if n := runs.Load(); n != 2 {
-		t.Fatalf("callbacks ran %d times, want 2", n)
-	}
 
 	// A callback of a call pending at Close runs once, with ErrShutdown.
 	cli.Callback("Calc.Sleep", 5*time.Second, &sum, func(c *Call) { got <- c.Error })
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, "the handler to start", func() bool { return calc.sleeping.Load() == 1 })
 	cli.Close()
 	if err := recvErr(t, got, "callback"); !errors.Is(err, ErrShutdown) {
 		t.Fatalf("callback error after Close = %v, want ErrShutdown", err)
+	}
+	if n := runs.Load(); n != 2 {
+		t.Fatalf("the first two callbacks ran %d times, want 2", n)
 	}
 }
 
@@ -381,26 +388,45 @@ func TestJSONCodec(t *testing.T) {
 }
 
 // TestCloseInCallback: closing the client from a callback (say, on an
-// error) must not deadlock Close, which waits for running callbacks.
+// error) returns, fails what is pending, and leaves no goroutine behind
+// (goleak checks at the end of the run).
 func TestCloseInCallback(t *testing.T) {
-	cli, _, _ := newCalcPair(t, nil)
-	done := make(chan struct{})
+	cli, calc, _ := newCalcPair(t, nil)
+	pending := make(chan error, 1)
+	cli.Callback("Calc.Sleep", time.Minute, new(int), func(c *Call) { pending <- c.Error })
+	waitFor(t, "the handler to start", func() bool { return calc.sleeping.Load() == 1 })
+
+	closed := make(chan error, 1)
 	cli.Callback("Calc.Add", Args{1, 2}, new(int), func(c *Call) {
-		cli.Close()
-		close(done)
+		closed <- cli.Close()
+		// The client is closed while this callback still runs.
+		closed <- cli.Call("Calc.Add", Args{1, 2}, new(int))
 	})
-	select {
-	case <-done:
-	case <-time.After(3 * time.Second):
-		t.Fatal("Close inside a callback deadlocked")
+	if err := recvErr(t, closed, "Close inside a callback"); err != nil {
+		t.Fatalf("Close() inside a callback = %v", err)
+	}
+	if err := recvErr(t, closed, "a call after Close"); !errors.Is(err, ErrShutdown) {
+		t.Errorf("Call after Close (inside the callback) error = %v, want ErrShutdown", err)
+	}
+	if err := recvErr(t, pending, "the pending callback"); !errors.Is(err, ErrShutdown) {
+		t.Errorf("callback of a call pending at Close: error = %v, want ErrShutdown", err)
+	}
+	cli.wg.mu.Lock()
+	n := cli.wg.n
+	cli.wg.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d client goroutines still running after Close returned", n)
+	}
+	if err := cli.Close(); err != nil {
+		t.Errorf("second Close() = %v, want nil", err)
 	}
 }
 
 func TestClientCloseShutdown(t *testing.T) {
-	cli, _, _ := newCalcPair(t, nil)
+	cli, calc, _ := newCalcPair(t, nil)
 	var r int
 	pending := cli.Go("Calc.Sleep", 30*time.Second, &r, nil)
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, "the handler to start", func() bool { return calc.sleeping.Load() == 1 })
 	start := time.Now()
 	if err := cli.Close(); err != nil {
 		t.Fatalf("Close() = %v", err)

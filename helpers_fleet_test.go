@@ -211,18 +211,20 @@ func lookupAddrs(reg registry.Registry, service string) ([]string, error) {
 func waitLookup(t testing.TB, reg registry.Registry, service string, limit time.Duration, what string, cond func([]string) bool) time.Duration {
 	t.Helper()
 	start := time.Now()
-	var last []string
-	var lastErr error
-	for time.Since(start) < limit {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(limit)
+	for {
 		addrs, err := lookupAddrs(reg, service)
 		if err == nil && cond(addrs) {
 			return time.Since(start)
 		}
-		last, lastErr = addrs, err
-		time.Sleep(5 * time.Millisecond)
+		select {
+		case <-tick.C:
+		case <-timeout:
+			t.Fatalf("%s: not within %v (last Lookup(%s) = %v, %v)", what, limit, service, addrs, err)
+		}
 	}
-	t.Fatalf("%s: not within %v (last Lookup(%s) = %v, %v)", what, limit, service, last, lastErr)
-	return 0
 }
 
 // waitRouted calls service until every address in want has answered,
@@ -230,22 +232,18 @@ func waitLookup(t testing.TB, reg registry.Registry, service string, limit time.
 func waitRouted(t testing.TB, cli *Client, service string, want ...string) {
 	t.Helper()
 	seen := map[string]bool{}
-	deadline := time.Now().Add(fleetWait)
-	for time.Now().Before(deadline) {
+	poll(t, fleetWait, fmt.Sprintf("the client to reach all of %v", want), func() bool {
 		var r FleetReply
 		if err := cli.Call(service+".Add", FleetArgs{A: 1, B: 1}, &r, WithTimeout(time.Second)); err == nil {
 			seen[r.Addr] = true
 		}
-		all := true
 		for _, a := range want {
-			all = all && seen[a]
+			if !seen[a] {
+				return false
+			}
 		}
-		if all {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("client never reached all of %v (reached %v)", want, seen)
+		return true
+	})
 }
 
 // callRec is one call made by a load generator.
@@ -315,6 +313,29 @@ func (l *load) snapshot() []callRec {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.recs)
+}
+
+// waitAnswered waits, bounded by fleetWait, until each of addrs answered
+// at least n calls started after since (with no addrs: until n calls
+// started after since succeeded).
+func (l *load) waitAnswered(t testing.TB, since time.Time, n int, addrs ...string) {
+	t.Helper()
+	poll(t, fleetWait, fmt.Sprintf("%d calls answered by each of %v", n, addrs), func() bool {
+		got := countByAddr(slicesFilter(l.snapshot(), func(r callRec) bool { return r.start.After(since) }))
+		if len(addrs) == 0 {
+			total := 0
+			for _, c := range got {
+				total += c
+			}
+			return total >= n
+		}
+		for _, a := range addrs {
+			if got[a] < n {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // countByAddr counts successful calls per answering server among recs.

@@ -24,8 +24,9 @@ const defaultTestTimeout = 10 * time.Second
 type Args struct{ A, B int }
 
 type Calc struct {
-	cancelled atomic.Int32
-	started   chan struct{}
+	cancelled atomic.Int32  // Sleep handlers whose ctx ended
+	sleeping  atomic.Int32  // Sleep handlers started
+	started   chan struct{} // if not nil, told (without blocking) of each Sleep
 }
 
 func (c *Calc) Add(args Args, reply *int) error { *reply = args.A + args.B; return nil }
@@ -39,6 +40,7 @@ func (c *Calc) Div(ctx context.Context, args *Args, reply *float64) error {
 }
 
 func (c *Calc) Sleep(ctx context.Context, d time.Duration, reply *int) error {
+	c.sleeping.Add(1)
 	if c.started != nil {
 		select {
 		case c.started <- struct{}{}:
@@ -60,6 +62,28 @@ func (c *Calc) Sleep(ctx context.Context, d time.Duration, reply *int) error {
 func (c *Calc) Panic(args int, reply *int) error { panic("boom") }
 
 func (c *Calc) Echo(b []byte, reply *[]byte) error { *reply = b; return nil }
+
+// fakeClock is a clock that moves only when told, for Client.now.
+type fakeClock struct {
+	mu  sync.Mutex // guards now
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
+
+// Now returns the clock's time.
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
 
 // withMeta labels a server's registered instance with key/value pairs.
 func withMeta(kv ...string) ServerOption {
@@ -123,6 +147,8 @@ func serveAndDial(t testing.TB, srv *Server, copts ...ClientOption) (*Client, st
 type Probe struct {
 	// running and maxRunning track concurrent Hold handlers.
 	running, maxRunning atomic.Int32
+	// waiting counts Wait handlers started.
+	waiting atomic.Int32
 	// ctxErr receives the ctx error of Wait and OnewayWait handlers when their
 	// ctx ends; cap 16 so handlers never block on it.
 	ctxErr chan error
@@ -151,6 +177,7 @@ func (p *Probe) Hold(d time.Duration, reply *int) error {
 
 // Wait blocks until its ctx ends (or d passes) and reports the ctx error.
 func (p *Probe) Wait(ctx context.Context, d time.Duration, reply *int) error {
+	p.waiting.Add(1)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -210,13 +237,25 @@ func waitCall(t testing.TB, call *Call, within time.Duration) {
 // waitFor polls cond until it holds, failing the test after defaultTestTimeout.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(defaultTestTimeout)
+	poll(t, defaultTestTimeout, what, cond)
+}
+
+// poll checks cond every millisecond until it holds and returns how long
+// that took; it fails the test after limit.
+func poll(t testing.TB, limit time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(limit)
 	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+		select {
+		case <-tick.C:
+		case <-timeout:
+			t.Fatalf("%s: not within %v", what, limit)
 		}
-		time.Sleep(2 * time.Millisecond)
 	}
+	return time.Since(start)
 }
 
 // recvErr receives from ch, bounded.
@@ -311,6 +350,7 @@ type freezeProxy struct {
 	lis    net.Listener
 	target string
 	frozen atomic.Bool
+	up     atomic.Int64 // bytes forwarded from clients to the target
 	stop   chan struct{}
 
 	mu    sync.Mutex // guards conns
@@ -346,13 +386,14 @@ func (p *freezeProxy) accept() {
 		p.conns = append(p.conns, in, out)
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go p.pipe(out, in)
-		go p.pipe(in, out)
+		go p.pipe(out, in, &p.up)
+		go p.pipe(in, out, nil)
 	}
 }
 
-// pipe copies src to dst, holding everything while the proxy is frozen.
-func (p *freezeProxy) pipe(dst, src net.Conn) {
+// pipe copies src to dst, holding everything while the proxy is frozen,
+// and counts the bytes in n if not nil.
+func (p *freezeProxy) pipe(dst, src net.Conn, n *atomic.Int64) {
 	defer p.wg.Done()
 	defer dst.Close()
 	defer src.Close()
@@ -361,13 +402,16 @@ func (p *freezeProxy) pipe(dst, src net.Conn) {
 		if !p.waitThawed() {
 			return
 		}
-		n, err := src.Read(buf)
-		if n > 0 {
+		k, err := src.Read(buf)
+		if k > 0 {
 			if !p.waitThawed() {
 				return
 			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if _, werr := dst.Write(buf[:k]); werr != nil {
 				return
+			}
+			if n != nil {
+				n.Add(int64(k))
 			}
 		}
 		if err != nil {
@@ -438,8 +482,7 @@ func TestFreezeProxy(t *testing.T) {
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hi" {
 		t.Fatalf("echo through proxy = %q, %v", buf, err)
 	}
-	p.frozen.Store(true)
-	time.Sleep(10 * time.Millisecond)
+	p.frozen.Store(true) // the pipes check it again after every read
 	c.Write([]byte("yo"))
 	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	if n, err := c.Read(buf); n != 0 || err == nil {

@@ -42,7 +42,7 @@ func TestShutdownDrains(t *testing.T) {
 		defer cancel()
 		shut <- srv.Shutdown(ctx)
 	}()
-	time.Sleep(50 * time.Millisecond) // let Shutdown close the listener and send draining frames
+	waitFor(t, "the client to be told to drain", func() bool { return cli.staticPool.ready() == nil })
 
 	// New calls are refused, and quickly.
 	callStart := time.Now()
@@ -94,7 +94,7 @@ func TestShutdownCtxExpires(t *testing.T) {
 	defer cli.Close()
 	var r int
 	call := cli.Go("Probe.Wait", time.Minute, &r, nil)
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, "the handler to start", func() bool { return probe.waiting.Load() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -147,13 +147,19 @@ func TestServeReturnsAfterClose(t *testing.T) {
 
 func TestGoroutinesAfterLifecycles(t *testing.T) {
 	waitGoroutines := func(limit int) int {
-		deadline := time.Now().Add(5 * time.Second)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		deadline := time.After(5 * time.Second)
 		for {
 			n := runtime.NumGoroutine()
-			if n <= limit || time.Now().After(deadline) {
+			if n <= limit {
 				return n
 			}
-			time.Sleep(10 * time.Millisecond)
+			select {
+			case <-tick.C:
+			case <-deadline:
+				return n
+			}
 		}
 	}
 	base := runtime.NumGoroutine()
