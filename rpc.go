@@ -64,7 +64,7 @@ var (
 // reports Timeout() like net errors do.
 type timeoutError struct{}
 
-func (timeoutError) Error() string   { return "rpc: call timed out" }
+func (timeoutError) Error() string   { return "rpc: timed out" }
 func (timeoutError) Timeout() bool   { return true }
 func (timeoutError) Temporary() bool { return true }
 func (timeoutError) Is(target error) bool {

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -130,5 +131,125 @@ func TestRegister(t *testing.T) {
 	}
 	if err := cli.Call("Lower.Add", Args{1, 2}, &r); err != nil {
 		t.Errorf("Call(Lower.Add) = %v", err)
+	}
+}
+
+// Forms is a service with every method form, in both receiver kinds (see
+// FormsV). Each method answers from its args and the ctx it was given, so
+// the direct and the reflect calls can be compared.
+type Forms struct{ seen string }
+
+// FormArgs is large enough to be passed in memory, with fields of several
+// kinds.
+type FormArgs struct {
+	N    int
+	S    string
+	B    []byte
+	M    map[string]int
+	F    float64
+	Tail [4]int64
+}
+
+// FormReply mirrors FormArgs.
+type FormReply struct {
+	Sum  int64
+	Text string
+	Seen string
+}
+
+type formCtxKey struct{}
+
+var errForm = errors.New("form error")
+
+func formAnswer(ctx context.Context, a *FormArgs, r *FormReply, seen string) error {
+	if a.N < 0 {
+		return errForm
+	}
+	r.Sum = int64(a.N) + int64(len(a.B)) + int64(a.M["k"]) + int64(a.F)
+	for _, v := range a.Tail {
+		r.Sum += v
+	}
+	r.Text = a.S
+	r.Seen = seen
+	if ctx != nil {
+		if v, ok := ctx.Value(formCtxKey{}).(string); ok {
+			r.Seen += "+" + v
+		}
+	}
+	return nil
+}
+
+func (f *Forms) PtrArgs(a *FormArgs, r *FormReply) error { return formAnswer(nil, a, r, f.seen) }
+func (f *Forms) ValArgs(a FormArgs, r *FormReply) error  { return formAnswer(nil, &a, r, f.seen) }
+func (f *Forms) PtrArgsCtx(ctx context.Context, a *FormArgs, r *FormReply) error {
+	return formAnswer(ctx, a, r, f.seen)
+}
+func (f *Forms) ValArgsCtx(ctx context.Context, a FormArgs, r *FormReply) error {
+	return formAnswer(ctx, &a, r, f.seen)
+}
+func (f *Forms) IntArgs(n *int, r *int) error { *r = *n * 2; return nil }
+
+// FormsV has the same methods on a value receiver.
+type FormsV struct{ seen string }
+
+func (f FormsV) PtrArgs(a *FormArgs, r *FormReply) error { return formAnswer(nil, a, r, f.seen) }
+func (f FormsV) ValArgs(a FormArgs, r *FormReply) error  { return formAnswer(nil, &a, r, f.seen) }
+func (f FormsV) PtrArgsCtx(ctx context.Context, a *FormArgs, r *FormReply) error {
+	return formAnswer(ctx, a, r, f.seen)
+}
+func (f FormsV) ValArgsCtx(ctx context.Context, a FormArgs, r *FormReply) error {
+	return formAnswer(ctx, &a, r, f.seen)
+}
+func (f FormsV) IntArgs(n *int, r *int) error { *r = *n * 2; return nil }
+
+// TestDirectCallMatchesReflect: methodType.call, which calls methods taking
+// pointers through their code pointer without reflect (directCall), gives
+// every method form the same receiver, ctx, args and reply as
+// reflect.Value.Call, and returns the same error.
+func TestDirectCallMatchesReflect(t *testing.T) {
+	ctx := context.WithValue(context.Background(), formCtxKey{}, "ctx")
+	args := []FormArgs{
+		{N: 1, S: "héllo", B: []byte{1, 2, 3}, M: map[string]int{"k": 7}, F: 2.5, Tail: [4]int64{1, 2, 3, 4}},
+		{N: -1}, // the method returns errForm
+	}
+	var direct int
+	for _, rcvr := range []any{&Forms{seen: "ptr"}, FormsV{seen: "val"}, &FormsV{seen: "ptr-to-val"}} {
+		svc, err := newService("Forms", rcvr, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, m := range svc.methods {
+			if m.direct != nil || m.directCtx != nil {
+				direct++
+			}
+			viaReflect := *m
+			viaReflect.direct, viaReflect.directCtx = nil, nil
+			for i := range args {
+				call := func(m *methodType) (any, error) {
+					argp, replyp := m.newValues()
+					if name == "IntArgs" {
+						argp.Elem().SetInt(int64(args[i].N))
+					} else {
+						argp.Elem().Set(reflect.ValueOf(args[i]))
+					}
+					err := m.call(ctx, argp, replyp)
+					return replyp.Elem().Interface(), err
+				}
+				gotReply, gotErr := call(m)
+				wantReply, wantErr := call(&viaReflect)
+				if !reflect.DeepEqual(gotReply, wantReply) || gotErr != wantErr {
+					t.Errorf("%T.%s(args %d): call = %+v, %v; reflect = %+v, %v", rcvr, name, i, gotReply, gotErr, wantReply, wantErr)
+				}
+				if i == 1 && name != "IntArgs" && !errors.Is(gotErr, errForm) {
+					t.Errorf("%T.%s(N: -1) error = %v, want errForm", rcvr, name, gotErr)
+				}
+			}
+		}
+	}
+	// Pointer receivers with pointer args take the direct path: two
+	// methods with a ctx or without, plus IntArgs, for each of the two
+	// pointer receivers.
+	if direct != 6 {
+		t.Errorf("%d methods took the direct path, want 6", direct)
 	}
 }
