@@ -277,6 +277,10 @@ func (st *callState) launch(a *attempt) {
 			if st.finished.Load() {
 				return
 			}
+			if c.isClosed() {
+				st.noRoute(ErrShutdown)
+				return
+			}
 			t, err := c.waitTarget(ctx, st.service)
 			if err == nil {
 				a, err = st.route(t)
