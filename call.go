@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,17 @@ import (
 	"github.com/seedrpc/rpc/internal/wire"
 	"github.com/seedrpc/rpc/lb"
 )
+
+// Call is one remote call in flight or done, as in net/rpc.
+type Call struct {
+	ServiceMethod string     // "Service.Method"
+	Args          any        // the arguments
+	Reply         any        // the reply, a pointer, filled on success
+	Error         error      // set when the call is done
+	Done          chan *Call // receives the Call when it is done
+
+	st callState // unexported machinery, below
+}
 
 // callState is the machinery behind a Call: its deadline, its attempts on
 // one or more connections (retries, hedges), and the once-only finish.
@@ -73,7 +85,7 @@ func (a *attempt) completed(status wire.Status, body []byte) {
 		}
 		if status == wire.StatusTimeout {
 			a.report(err, err)
-			err = fmt.Errorf("rpc: call %s to %s: %w", call.ServiceMethod, a.addr, err)
+			err = callError(call.ServiceMethod, a.addr, err)
 		} else {
 			a.report(err, nil)
 		}
@@ -89,7 +101,7 @@ func (a *attempt) completed(status wire.Status, body []byte) {
 	var err error
 	if call.Reply != nil {
 		if derr := st.client.opts.codec.Unmarshal(body, call.Reply); derr != nil {
-			err = fmt.Errorf("rpc: call %s to %s: decoding reply: %w", call.ServiceMethod, a.addr, derr)
+			err = callError(call.ServiceMethod, a.addr, fmt.Errorf("decoding reply: %w", derr))
 		}
 	}
 	a.report(nil, nil)
@@ -99,8 +111,11 @@ func (a *attempt) completed(status wire.Status, body []byte) {
 // failed is called when a's connection broke; sent says whether the
 // request may have reached the server.
 func (a *attempt) failed(cause error, sent bool) {
-	err := fmt.Errorf("rpc: call %s to %s: %w (%w)", a.call.ServiceMethod, a.addr, ErrShutdown, cause)
-	a.call.st.attemptFailed(a, err, sent)
+	err := ErrShutdown
+	if !errors.Is(cause, ErrShutdown) {
+		err = fmt.Errorf("%w (%w)", ErrShutdown, cause)
+	}
+	a.call.st.attemptFailed(a, callError(a.call.ServiceMethod, a.addr, err), sent)
 }
 
 // report feeds the outcome to the balancer and to outlier detection.
@@ -135,8 +150,7 @@ func (st *callState) attemptFailed(a *attempt, err error, sent bool) {
 		}
 	}
 	st.mu.Unlock()
-	if retry {
-		st.client.goAsync(func() { st.next(err) })
+	if retry && st.client.goAsync(func() { st.next(err) }) {
 		return
 	}
 	if others > 0 {
@@ -187,67 +201,155 @@ func (st *callState) next(prev error) {
 	st.relaunch()
 }
 
-// errWouldBlock is returned inside the client when a step (the first
-// registry lookup of a service, the first dial to an address) would block
-// a caller that must not wait; the step then continues on a goroutine.
-var errWouldBlock = errors.New("rpc: would block")
+// launchFast starts the call's first attempt on the caller's goroutine if
+// that needs no waiting: the service's instances are known (the picker
+// snapshot is ready) and the picked address has a usable connection.
+// Everything else (the first lookup of a service, a dial, another instance
+// after a failed send) continues on a goroutine of the client.
+func (st *callState) launchFast(ctx context.Context) {
+	c := st.client
+	var t *target
+	if c.static == "" {
+		if t = c.target(st.service); t == nil {
+			st.finish(callError(st.call.ServiceMethod, "", ErrShutdown))
+			return
+		}
+		if !t.isReady() {
+			st.launchAsync(nil)
+			return
+		}
+	}
+	a, err := st.route(t)
+	if err != nil {
+		st.noRoute(err)
+		return
+	}
+	p := c.staticPool
+	if p == nil {
+		p = c.pool(a.addr)
+	}
+	cc := p.ready()
+	if cc == nil {
+		st.launchAsync(a) // dial on a goroutine of the client
+		return
+	}
+	if err := c.send(ctx, st, a, cc); err != nil && st.unsent(a, err) {
+		st.launchAsync(nil)
+	}
+}
 
-// launch picks an instance and sends one attempt; on a failure that
-// happened before the request left, it moves on by itself. Unless block is
-// set it returns errWouldBlock, having changed nothing, when picking would
-// wait for the registry, and hands a send that would wait for a dial to a
-// goroutine of the client.
-func (st *callState) launch(ctx context.Context, block bool) error {
-	call := st.call
-	for {
-		if st.finished.Load() {
-			return nil
-		}
-		st.mu.Lock()
-		tried := st.tried
-		st.mu.Unlock()
-		t, addr, lbDone, err := st.client.route(st.service, &st.opts, tried, block)
-		if err == errWouldBlock {
-			return err
-		}
-		if err != nil {
+// launchAsync continues launch on a goroutine of the client; a, if not
+// nil, is an attempt already routed.
+func (st *callState) launchAsync(a *attempt) {
+	if !st.client.goAsync(func() { st.launch(a) }) {
+		if a != nil {
+			a.report(nil, nil)
 			st.mu.Lock()
-			others := len(st.live)
+			st.removeLive(a)
 			st.mu.Unlock()
-			if others == 0 {
-				st.finish(fmt.Errorf("rpc: call %s: %w", call.ServiceMethod, err))
+		}
+		st.finish(callError(st.call.ServiceMethod, "", ErrShutdown))
+	}
+}
+
+// relaunch starts another attempt (a retry or a hedge) if the call is
+// still running; it runs on a goroutine of the client.
+func (st *callState) relaunch() { st.launch(nil) }
+
+// hedge sends a backup request: the hedge timer's function.
+func (st *callState) hedge() {
+	if !st.finished.Load() {
+		st.client.goAsync(st.relaunch) // refused: the client is closing, which ends the call
+	}
+}
+
+// launch picks an instance and sends an attempt, moving on to another
+// instance by itself while sends fail before the request left. It runs on
+// a goroutine of the client, where it may wait for the service's first
+// lookup and for a dial. a, if not nil, is an attempt already routed.
+func (st *callState) launch(a *attempt) {
+	c := st.client
+	method := st.call.ServiceMethod
+	ctx, cancel := st.asyncContext()
+	defer cancel()
+	for {
+		if a == nil {
+			if st.finished.Load() {
+				return
 			}
-			return nil
+			if c.isClosed() {
+				st.noRoute(ErrShutdown)
+				return
+			}
+			t, err := c.waitTarget(ctx, st.service)
+			if err == nil {
+				a, err = st.route(t)
+			}
+			if err != nil {
+				st.noRoute(err)
+				return
+			}
 		}
-		a := &st.first
-		st.mu.Lock()
-		if st.tried == nil {
-			st.tried, st.live = st.triedBuf[:0], st.liveBuf[:0]
-		} else if len(st.tried) > 0 {
-			a = new(attempt)
+		p := c.staticPool
+		if p == nil {
+			p = c.pool(a.addr)
 		}
-		now := st.start
-		if a != &st.first {
-			now = time.Now()
-		}
-		*a = attempt{call: call, target: t, addr: addr, start: now, lbDone: lbDone}
-		st.tried = append(st.tried, addr)
-		st.live = append(st.live, a)
-		st.mu.Unlock()
-		err = st.client.send(ctx, st, a, block)
-		if err == errWouldBlock {
-			st.client.goAsync(func() {
-				actx, cancel := st.asyncContext()
-				defer cancel()
-				if err := st.client.send(actx, st, a, true); err != nil && st.unsent(a, err) {
-					st.launch(actx, true)
-				}
-			})
-			return nil
+		cc, err := p.get(ctx)
+		if err != nil {
+			err = callError(method, a.addr, err)
+		} else {
+			err = c.send(ctx, st, a, cc)
 		}
 		if err == nil || !st.unsent(a, err) {
-			return nil
+			return
 		}
+		a = nil
+	}
+}
+
+// route picks the instance of the call's next attempt and makes the
+// attempt; t is nil for a client of one server.
+func (st *callState) route(t *target) (*attempt, error) {
+	st.mu.Lock()
+	tried := st.tried
+	st.mu.Unlock()
+	addr := st.client.static
+	var lbDone func(lb.DoneInfo)
+	if t != nil {
+		var err error
+		if addr, lbDone, err = t.pick(&st.opts, tried); err != nil {
+			return nil, err
+		}
+	}
+	a := &st.first
+	st.mu.Lock()
+	if st.tried == nil {
+		st.tried, st.live = st.triedBuf[:0], st.liveBuf[:0]
+	} else if len(st.tried) > 0 {
+		a = new(attempt)
+	}
+	now := st.start
+	if a != &st.first {
+		now = time.Now()
+	}
+	*a = attempt{call: st.call, target: t, addr: addr, start: now, lbDone: lbDone}
+	st.tried = append(st.tried, addr)
+	st.live = append(st.live, a)
+	st.mu.Unlock()
+	return a, nil
+}
+
+// noRoute ends the call with err, which says why no instance could be
+// picked, unless another attempt (a hedge) is still running.
+func (st *callState) noRoute(err error) {
+	if st.client.isClosed() {
+		err = ErrShutdown
+	}
+	st.mu.Lock()
+	others := len(st.live)
+	st.mu.Unlock()
+	if others == 0 {
+		st.finish(callError(st.call.ServiceMethod, "", err))
 	}
 }
 
@@ -272,7 +374,11 @@ func (st *callState) unsent(a *attempt, err error) bool {
 	st.mu.Unlock()
 	if !retry && others == 0 {
 		if t := a.target; t != nil && t.stale() {
-			err = fmt.Errorf("%w %s: the registry lists none; the last known failed: %w", ErrNoInstances, st.service, err)
+			var ce *callErr
+			if errors.As(err, &ce) {
+				err = ce.err
+			}
+			err = callError(st.call.ServiceMethod, "", fmt.Errorf("%w %s: the registry lists none; the last known, %s, failed: %w", ErrNoInstances, st.service, a.addr, err))
 		}
 		st.finish(err)
 	}
@@ -288,21 +394,9 @@ func (st *callState) asyncContext() (context.Context, context.CancelFunc) {
 	return context.WithDeadline(st.client.ctx, st.deadline)
 }
 
-// relaunch starts an attempt (first, retry or hedge) if the call is still
-// running, on a goroutine of the client, where it may block.
-func (st *callState) relaunch() {
-	if st.finished.Load() {
-		return
-	}
-	ctx, cancel := st.asyncContext()
-	defer cancel()
-	st.launch(ctx, true)
-}
-
 // expire ends the call at its deadline.
 func (st *callState) expire() {
-	call := st.call
-	st.finish(fmt.Errorf("rpc: call %s: %w after %v", call.ServiceMethod, ErrTimeout, time.Since(st.start).Round(time.Millisecond)))
+	st.finish(callError(st.call.ServiceMethod, "", fmt.Errorf("%w after %v", ErrTimeout, time.Since(st.start).Round(time.Millisecond))))
 }
 
 // finish ends the call with err unless it has ended already, cancelling
@@ -356,6 +450,28 @@ func (st *callState) done(winner *attempt, err error) {
 	call.Error = err
 	st.client.deliver(call)
 }
+
+// callErr is the error of a call: "rpc: call Calc.Add to 10.0.0.5:9000: "
+// and what went wrong, whose own "rpc: " prefix it drops so that the text
+// has one.
+type callErr struct {
+	method, addr string // addr is "" when no instance is concerned
+	err          error
+}
+
+func callError(method, addr string, err error) error {
+	return &callErr{method: method, addr: addr, err: err}
+}
+
+func (e *callErr) Error() string {
+	s := "rpc: call " + e.method
+	if e.addr != "" {
+		s += " to " + e.addr
+	}
+	return s + ": " + strings.TrimPrefix(e.err.Error(), "rpc: ")
+}
+
+func (e *callErr) Unwrap() error { return e.err }
 
 // notRetryable marks a send failure that another instance cannot fix (the
 // args do not encode, the frame is too large); it adds nothing to the text.

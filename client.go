@@ -1,17 +1,15 @@
 package rpc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
+	"net"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/seedrpc/rpc/internal/wire"
-	"github.com/seedrpc/rpc/lb"
 )
 
 // Client calls remote services over pooled, multiplexed connections. It is
@@ -34,13 +32,17 @@ type Client struct {
 
 	stop chan struct{} // closed by Close
 	// ctx is cancelled by Close; work the client does for calls on its own
-	// goroutines (dials, first lookups, retries) derives from it.
+	// goroutines (dials, lookups, retries) derives from it.
 	ctx    context.Context
 	cancel context.CancelFunc
 	// wg tracks every goroutine the client starts (readers, dials, the
-	// health loop, watchers, retries) but callbacks, which cbs tracks.
-	wg  goGroup
-	cbs goGroup
+	// health loop, watchers, retries) but callbacks.
+	wg goGroup
+
+	// now is the clock of ejection, grace and backoff periods, and dial
+	// opens connections; tests replace them.
+	now  func() time.Time
+	dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // Dial returns a client of the server at addr. Connections are made as
@@ -51,11 +53,9 @@ func Dial(network, addr string, opts ...ClientOption) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.opts.dialTimeout)
-	defer cancel()
-	if _, err := c.pool(addr).get(ctx, true); err != nil {
+	if _, err := c.staticPool.get(c.ctx); err != nil {
 		c.Close()
-		return nil, err
+		return nil, fmt.Errorf("rpc: %w", err)
 	}
 	return c, nil
 }
@@ -92,11 +92,12 @@ func newClient(network, addr string, opts []ClientOption) (*Client, error) {
 		stop:    make(chan struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.now = time.Now
+	c.dial = c.dialer
 	if addr != "" {
 		c.staticPool = c.pool(addr)
 	}
-	c.wg.Add(1)
-	go c.healthLoop()
+	c.wg.Go(c.healthLoop)
 	return c, nil
 }
 
@@ -138,9 +139,9 @@ var doneChanPool = sync.Pool{New: func() any { return make(chan *Call, 1) }}
 // ctxError wraps a context's error; a deadline matches ErrTimeout too.
 func ctxError(call *Call, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("rpc: call %s: %w (%w)", call.ServiceMethod, ErrTimeout, err)
+		err = fmt.Errorf("%w (%w)", ErrTimeout, err)
 	}
-	return fmt.Errorf("rpc: call %s: %w", call.ServiceMethod, err)
+	return callError(call.ServiceMethod, "", err)
 }
 
 // Go calls serviceMethod asynchronously and returns its Call; the Call is
@@ -164,8 +165,9 @@ func (c *Client) Go(serviceMethod string, args, reply any, done chan *Call, opts
 }
 
 // Callback calls serviceMethod asynchronously and runs fn with the finished
-// Call exactly once, on a goroutine the client owns (never the connection's
-// reader). Close waits for running callbacks.
+// Call exactly once, on a goroutine of its own (never the connection's
+// reader, so fn may make calls). Close does not wait for fn to return, so
+// fn may call Close.
 func (c *Client) Callback(serviceMethod string, args, reply any, fn func(*Call), opts ...CallOption) {
 	call := c.newCall(serviceMethod, args, reply, nil, opts)
 	call.st.callback = fn
@@ -208,26 +210,25 @@ func (c *Client) newCall(serviceMethod string, args, reply any, done chan *Call,
 	return call
 }
 
-// start validates the call, arms its timer and launches the first attempt.
+// start validates the call, arms its timers and launches its first
+// attempt.
 func (c *Client) start(ctx context.Context, call *Call) {
 	st := &call.st
 	if dl, ok := ctx.Deadline(); ok && (st.deadline.IsZero() || dl.Before(st.deadline)) {
 		st.deadline = dl
 	}
-	dot := -1
-	for i := len(call.ServiceMethod) - 1; i >= 0; i-- {
-		if call.ServiceMethod[i] == '.' {
-			dot = i
-			break
-		}
-	}
+	dot := strings.LastIndexByte(call.ServiceMethod, '.')
 	if dot <= 0 || dot == len(call.ServiceMethod)-1 {
 		st.finish(fmt.Errorf("%w: malformed method name %q, want \"Service.Method\"", ErrNoMethod, call.ServiceMethod))
 		return
 	}
+	if len(call.ServiceMethod) > wire.MaxMethodLen {
+		st.finish(fmt.Errorf("rpc: call %.40s...: method name of %d bytes exceeds %d", call.ServiceMethod, len(call.ServiceMethod), wire.MaxMethodLen))
+		return
+	}
 	st.service = call.ServiceMethod[:dot]
 	if c.isClosed() {
-		st.finish(fmt.Errorf("rpc: call %s: %w", call.ServiceMethod, ErrShutdown))
+		st.finish(callError(call.ServiceMethod, "", ErrShutdown))
 		return
 	}
 	if !st.deadline.IsZero() {
@@ -242,39 +243,25 @@ func (c *Client) start(ctx context.Context, call *Call) {
 	}
 	if st.opts.hedge > 0 && !st.oneway {
 		st.mu.Lock()
-		st.hedger = time.AfterFunc(st.opts.hedge, func() { c.goAsync(st.relaunch) })
+		st.hedger = time.AfterFunc(st.opts.hedge, st.hedge)
 		st.mu.Unlock()
 	}
-	if st.launch(ctx, false) == errWouldBlock {
-		c.goAsync(st.relaunch)
-	}
+	st.launchFast(ctx)
 }
 
-// send encodes the call and writes it on a connection to a.addr. An error
-// means the request did not leave; it is a notRetryable when no other
-// instance could do better.
-func (c *Client) send(ctx context.Context, st *callState, a *attempt, block bool) error {
+// encode builds the request frame of call, all but the header's sequence
+// number, in a pooled buffer the caller returns with putBuf. An error is
+// a notRetryable: no instance could do better.
+func (c *Client) encode(st *callState) (*[]byte, wire.Header, error) {
 	call := st.call
-	if len(call.ServiceMethod) > wire.MaxMethodLen {
-		return notRetryable{fmt.Errorf("rpc: call %.40s...: method name of %d bytes exceeds %d", call.ServiceMethod, len(call.ServiceMethod), wire.MaxMethodLen)}
-	}
-	p := c.staticPool
-	if p == nil {
-		p = c.pool(a.addr)
-	}
-	cc, err := p.get(ctx, block)
-	if err != nil {
-		return err
-	}
-	cc.lastUsed.Store(a.start.UnixNano())
 	bp := getBuf(wire.HeaderSize + len(call.ServiceMethod))
-	defer putBuf(bp)
 	buf := *bp
 	copy(buf[wire.HeaderSize:], call.ServiceMethod)
 	metaStart := len(buf)
 	if !st.deadline.IsZero() {
 		buf = wire.AppendTimeout(buf, time.Until(st.deadline))
 	}
+	var err error
 	for _, kv := range st.opts.meta {
 		if strings.HasPrefix(kv.key, ":") {
 			err = fmt.Errorf("header key %q: keys starting with ':' are reserved", kv.key)
@@ -282,64 +269,94 @@ func (c *Client) send(ctx context.Context, st *callState, a *attempt, block bool
 			buf, err = wire.AppendMeta(buf, kv.key, []byte(kv.val))
 		}
 		if err != nil {
-			*bp = buf[:0]
-			return notRetryable{fmt.Errorf("rpc: call %s: %w", call.ServiceMethod, err)}
+			break
 		}
 	}
 	bodyStart := len(buf)
-	buf, err = c.opts.codec.AppendMarshal(buf, call.Args)
-	*bp = buf[:0]
-	if err != nil {
-		return notRetryable{fmt.Errorf("rpc: call %s: encoding args: %w", call.ServiceMethod, err)}
+	if err == nil {
+		buf, err = c.opts.codec.AppendMarshal(buf, call.Args)
+		if err != nil {
+			err = fmt.Errorf("encoding args: %w", err)
+		}
 	}
-	if n := len(buf) - wire.HeaderSize; n > c.opts.maxFrame {
-		return notRetryable{fmt.Errorf("rpc: call %s: request of %d bytes exceeds the frame limit of %d", call.ServiceMethod, n, c.opts.maxFrame)}
+	*bp = buf
+	if err == nil && len(buf)-wire.HeaderSize > c.opts.maxFrame {
+		err = fmt.Errorf("request of %d bytes exceeds the frame limit of %d", len(buf)-wire.HeaderSize, c.opts.maxFrame)
+	}
+	if err != nil {
+		putBuf(bp)
+		return nil, wire.Header{}, notRetryable{callError(call.ServiceMethod, "", err)}
 	}
 	typ := wire.TypeRequest
 	if st.oneway {
 		typ = wire.TypeOneway
 	}
-	hdr := wire.Header{
+	return bp, wire.Header{
 		Type:      typ,
 		Codec:     c.opts.codec.ID(),
 		MethodLen: uint16(len(call.ServiceMethod)),
 		MetaLen:   uint32(bodyStart - metaStart),
 		BodyLen:   uint32(len(buf) - bodyStart),
+	}, nil
+}
+
+// send encodes the call and writes it on cc for attempt a. An error means
+// the request did not leave; it is a notRetryable when no other instance
+// could do better.
+func (c *Client) send(ctx context.Context, st *callState, a *attempt, cc *clientConn) error {
+	bp, hdr, err := c.encode(st)
+	if err != nil {
+		return err
 	}
+	defer putBuf(bp)
+	cc.lastUsed.Store(a.start.UnixNano())
 	if st.oneway {
-		hdr.Seq = cc.seq.Add(1)
-		wire.PutHeader(buf, &hdr)
-		if err := cc.w.WriteBy(ctx, st.deadline, buf, true); err != nil {
-			if errors.Is(err, wire.ErrWriteContinues) {
-				// It will reach the server: never send it again.
-				return notRetryable{fmt.Errorf("rpc: call %s to %s: %w (%w)", call.ServiceMethod, a.addr, ErrTimeout, err)}
-			}
-			if ctx.Err() != nil {
-				return notRetryable{ctxError(call, ctx.Err())}
-			}
-			return fmt.Errorf("rpc: call %s to %s: %w", call.ServiceMethod, a.addr, err)
-		}
-		a.report(nil, nil)
-		st.mu.Lock()
-		st.removeLive(a)
-		st.mu.Unlock()
-		st.finish(nil)
-		return nil
+		return c.writeOneway(ctx, st, a, cc, *bp, &hdr)
 	}
+	return c.writeRequest(ctx, st, a, cc, *bp, &hdr)
+}
+
+// writeOneway writes a oneway frame and, once it is written, finishes the
+// call: nobody waits for a reply.
+func (c *Client) writeOneway(ctx context.Context, st *callState, a *attempt, cc *clientConn, frame []byte, hdr *wire.Header) error {
+	method := st.call.ServiceMethod
+	hdr.Seq = cc.seq.Add(1)
+	wire.PutHeader(frame, hdr)
+	if err := cc.w.WriteBy(ctx, st.deadline, frame, true); err != nil {
+		if errors.Is(err, wire.ErrWriteContinues) {
+			// It will reach the server: never send it again.
+			return notRetryable{callError(method, a.addr, fmt.Errorf("%w (%w)", ErrTimeout, err))}
+		}
+		if ctx.Err() != nil {
+			return notRetryable{ctxError(st.call, ctx.Err())}
+		}
+		return callError(method, a.addr, err)
+	}
+	a.report(nil, nil)
+	st.mu.Lock()
+	st.removeLive(a)
+	st.mu.Unlock()
+	st.finish(nil)
+	return nil
+}
+
+// writeRequest registers a as pending on cc and writes its request; the
+// reader completes it.
+func (c *Client) writeRequest(ctx context.Context, st *callState, a *attempt, cc *clientConn, frame []byte, hdr *wire.Header) error {
 	seq, err := cc.register(a)
 	if err != nil {
-		return fmt.Errorf("rpc: call %s to %s: %w", call.ServiceMethod, a.addr, err)
+		return callError(st.call.ServiceMethod, a.addr, err)
 	}
 	st.mu.Lock()
 	a.cc, a.seq = cc, seq
 	st.mu.Unlock()
 	hdr.Seq = seq
-	wire.PutHeader(buf, &hdr)
-	if err := cc.w.WriteBy(ctx, st.deadline, buf, false); err != nil && !errors.Is(err, wire.ErrWriteContinues) {
+	wire.PutHeader(frame, hdr)
+	if err := cc.w.WriteBy(ctx, st.deadline, frame, false); err != nil && !errors.Is(err, wire.ErrWriteContinues) {
 		// (ErrWriteContinues: the request will reach the server, so the
 		// attempt stays pending and the call's timer ends it.)
 		if cc.unregister(seq) {
-			return fmt.Errorf("rpc: call %s to %s: %w", call.ServiceMethod, a.addr, err)
+			return callError(st.call.ServiceMethod, a.addr, err)
 		}
 		// The reader failed the attempt already; it handles the retry.
 	}
@@ -353,8 +370,9 @@ func (c *Client) send(ctx context.Context, st *callState, a *attempt, block bool
 // deliver hands a finished call to its owner: Done channel or callback.
 func (c *Client) deliver(call *Call) {
 	if fn := call.st.callback; fn != nil {
-		c.cbs.Add(1)
-		go c.runCallback(fn, call)
+		// On a goroutine of its own, never the reader's or a timer's; Close
+		// does not wait for it (it may be the caller of Close).
+		go fn(call)
 		return
 	}
 	select {
@@ -363,40 +381,21 @@ func (c *Client) deliver(call *Call) {
 	default:
 	}
 	// Done is full: wait for room on a goroutine we own, never dropping.
-	c.goAsync(func() {
+	wait := func() {
 		select {
 		case call.Done <- call:
 		case <-c.stop:
 			c.opts.logger.Warn("rpc: client closed before a reply could be delivered on a full Done channel", "method", call.ServiceMethod)
 		}
-	})
+	}
+	if !c.goAsync(wait) {
+		wait() // closed: c.stop is closed, so this returns at once
+	}
 }
 
-// runCallback runs a Callback's function; Close recognises it by name.
-func (c *Client) runCallback(fn func(*Call), call *Call) {
-	defer c.cbs.Done()
-	fn(call)
-}
-
-// inCallback reports whether the calling goroutine is running a Callback's
-// function (runCallback is then at the bottom of its stack). Argument values
-// in a traceback are not reliable, so it does not tell which client's: Close
-// of client B from a callback of client A does not wait for B's callbacks.
-// Only Close asks, so the cost of reading the stack does not matter.
-func inCallback() bool {
-	buf := make([]byte, 64<<10)
-	buf = buf[:runtime.Stack(buf, false)]
-	return bytes.Contains(buf, []byte("seedrpc/rpc.(*Client).runCallback("))
-}
-
-// goAsync runs fn on a goroutine the client tracks.
-func (c *Client) goAsync(fn func()) {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		fn()
-	}()
-}
+// goAsync runs fn on a goroutine the client tracks. Once Close has begun it
+// starts nothing and reports false.
+func (c *Client) goAsync(fn func()) bool { return c.wg.Go(fn) }
 
 // pool returns the connection pool of addr, creating it.
 func (c *Client) pool(addr string) *connPool {
@@ -407,19 +406,6 @@ func (c *Client) pool(addr string) *connPool {
 	defer c.mu.Unlock()
 	v, _ := c.pools.LoadOrStore(addr, &connPool{client: c, addr: addr, closed: c.closed})
 	return v.(*connPool)
-}
-
-// route picks the address for the next attempt of a call to service; t is
-// nil for a client of one server.
-func (c *Client) route(service string, o *callOptions, tried []string, block bool) (t *target, addr string, done func(lb.DoneInfo), err error) {
-	if c.static != "" {
-		return nil, c.static, nil, nil
-	}
-	if t, err = c.target(service, block); err != nil {
-		return nil, "", nil, err
-	}
-	addr, done, err = t.pick(o, tried)
-	return t, addr, done, err
 }
 
 // onDraining stops routing new calls to addr, which is shutting down.
@@ -442,7 +428,6 @@ func (c *Client) isClosed() bool {
 
 // healthLoop pings silent connections and trims idle ones.
 func (c *Client) healthLoop() {
-	defer c.wg.Done()
 	tick := time.NewTicker(max(c.opts.keepalive/2, 10*time.Millisecond))
 	defer tick.Stop()
 	for {
@@ -459,9 +444,11 @@ func (c *Client) healthLoop() {
 }
 
 // Close fails pending calls with ErrShutdown, closes every connection,
-// stops every goroutine the client started and waits for them, running
-// callbacks included (except when Close is called from a callback). Calling
-// it again returns nil.
+// and stops every goroutine the client started and waits for them. It does
+// not wait for Callback functions that are running (one of them may be
+// the caller): every callback has been started when Close returns, and a
+// program that must know they have returned tracks that itself. Calling
+// Close again returns nil.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -471,7 +458,8 @@ func (c *Client) Close() error {
 	c.closed = true
 	c.mu.Unlock()
 	close(c.stop)
-	c.cancel()
+	c.cancel() // aborts dials and registry lookups in progress
+	c.wg.close()
 	c.targets.Range(func(_, v any) bool {
 		v.(*target).close()
 		return true
@@ -481,34 +469,54 @@ func (c *Client) Close() error {
 		return true
 	})
 	c.wg.Wait()
-	if !inCallback() {
-		// Called from a callback, Close cannot wait for callbacks: it
-		// would wait for itself.
-		c.cbs.Wait()
-	}
 	return nil
 }
 
-// goGroup counts goroutines like sync.WaitGroup, but Add may run while Wait
-// waits (a call started as the client closes starts its goroutine then):
-// Wait returns once the count is zero.
+// goGroup tracks goroutines like sync.WaitGroup, except that Go may run
+// while Wait waits (a reader failing its calls as the client closes starts
+// their retries then), and that after close it starts nothing: no work
+// begins once Close has returned.
 type goGroup struct {
-	mu   sync.Mutex // guards n
-	n    int
-	zero *sync.Cond
+	mu     sync.Mutex // guards the fields below
+	n      int
+	closed bool
+	zero   *sync.Cond
 }
 
-func (g *goGroup) Add(d int) {
+// Go runs fn on a new goroutine and reports true, or reports false once
+// the group is closed.
+func (g *goGroup) Go(fn func()) bool {
 	g.mu.Lock()
-	g.n += d
+	if g.closed {
+		g.mu.Unlock()
+		return false
+	}
+	g.n++
+	g.mu.Unlock()
+	go func() {
+		defer g.done()
+		fn()
+	}()
+	return true
+}
+
+func (g *goGroup) done() {
+	g.mu.Lock()
+	g.n--
 	if g.n == 0 && g.zero != nil {
 		g.zero.Broadcast()
 	}
 	g.mu.Unlock()
 }
 
-func (g *goGroup) Done() { g.Add(-1) }
+// close makes Go refuse from now on.
+func (g *goGroup) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
 
+// Wait waits until no goroutine of the group runs.
 func (g *goGroup) Wait() {
 	g.mu.Lock()
 	if g.zero == nil {

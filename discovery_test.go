@@ -5,6 +5,7 @@ package rpc
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -116,7 +117,7 @@ func TestDiscoveryKill9Child(t *testing.T) {
 
 	const callers = 8
 	ld := startLoad(t, cli, callers, "Calc.Add", FleetArgs{B: 1}, WithTimeout(time.Second))
-	time.Sleep(200 * time.Millisecond)
+	ld.waitAnswered(t, time.Time{}, 20, a.addr, b.addr)
 	t0 := time.Now()
 	a.kill()
 	dead := time.Now()
@@ -132,19 +133,15 @@ func TestDiscoveryKill9Child(t *testing.T) {
 
 	limit := 2*fleetTTL + time.Second
 	var unrouted time.Duration
-	for {
+	poll(t, time.Until(t0.Add(limit)), "the client to stop routing to the killed server", func() bool {
 		addrs, at := rb.routable()
-		if !slices.Contains(addrs, a.addr) && at.After(t0) {
-			unrouted = at.Sub(t0)
-			break
-		}
-		if time.Since(t0) > limit {
-			t.Fatalf("client still routes to the killed server %v after the kill (picker: %v)", limit, addrs)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		unrouted = at.Sub(t0)
+		return !slices.Contains(addrs, a.addr) && at.After(t0)
+	})
 	t.Logf("kill -9 -> client stopped routing there after %v", unrouted.Round(time.Millisecond))
 
+	// The load goes on past the limit, in real time: no call may fail
+	// then, whatever the registry's TTL did.
 	if d := time.Until(t0.Add(limit + 500*time.Millisecond)); d > 0 {
 		time.Sleep(d)
 	}
@@ -190,7 +187,7 @@ func TestDiscoveryGracefulShutdownChild(t *testing.T) {
 	waitRouted(t, cli, "Calc", a.addr, b.addr)
 
 	ld := startLoad(t, cli, 8, "Calc.Add", FleetArgs{B: 1}, WithTimeout(2*time.Second))
-	time.Sleep(300 * time.Millisecond)
+	ld.waitAnswered(t, time.Time{}, 20, a.addr, b.addr)
 	t0 := time.Now()
 	a.term(t)
 	stopped := time.Now()
@@ -198,7 +195,7 @@ func TestDiscoveryGracefulShutdownChild(t *testing.T) {
 	if got, err := lookupAddrs(reg, "Calc"); err != nil || slices.Contains(got, a.addr) || !slices.Contains(got, b.addr) {
 		t.Errorf("Lookup after graceful shutdown = %v, %v; want only %s", got, err, b.addr)
 	}
-	time.Sleep(300 * time.Millisecond)
+	ld.waitAnswered(t, stopped, 100)
 	recs := ld.stop()
 
 	fails := failures(recs)
@@ -217,17 +214,6 @@ func TestDiscoveryGracefulShutdownChild(t *testing.T) {
 	t.Logf("%d calls: before %v, after %v", len(recs), before, after)
 }
 
-// slicesFilter returns the records for which keep is true.
-func slicesFilter(recs []callRec, keep func(callRec) bool) []callRec {
-	var out []callRec
-	for _, r := range recs {
-		if keep(r) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // TestDiscoveryRedisRestart kills Redis under load (calls keep reaching both
 // servers from the client's last known list), then restarts it empty: the
 // servers re-register, the client keeps calling without a failure, and its
@@ -241,10 +227,10 @@ func TestDiscoveryRedisRestart(t *testing.T) {
 	waitRouted(t, cli, "Calc", a.addr, b.addr)
 
 	ld := startLoad(t, cli, 8, "Calc.Add", FleetArgs{B: 1}, WithTimeout(time.Second))
-	time.Sleep(200 * time.Millisecond)
+	ld.waitAnswered(t, time.Time{}, 20, a.addr, b.addr)
 	t0 := time.Now()
 	rs.Kill()
-	time.Sleep(fleetTTL + 500*time.Millisecond) // longer than a TTL
+	time.Sleep(fleetTTL + 500*time.Millisecond) // Redis down for longer than a TTL
 	t1 := time.Now()
 	down := countByAddr(slicesFilter(ld.snapshot(), func(r callRec) bool { return r.start.After(t0) && r.end.Before(t1) }))
 	t.Logf("while Redis was down for %v: %v", t1.Sub(t0).Round(time.Millisecond), down)
@@ -262,14 +248,11 @@ func TestDiscoveryRedisRestart(t *testing.T) {
 	// The client's watch recovered: a server started now gets calls.
 	c := startFleetServer(t, newRedisRegistry(t, rs.Addr()), "Calc", time.Millisecond)
 	t3 := time.Now()
-	for !slices.Contains(ld.addrsSince(t3), c.addr) {
-		if time.Since(t3) > 3*time.Second {
-			t.Fatalf("a server started after the Redis restart got no call within 3s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Logf("server started after the restart got calls %v after registering", time.Since(t3).Round(time.Millisecond))
-	time.Sleep(200 * time.Millisecond)
+	took := poll(t, 3*time.Second, "a call to a server started after the Redis restart", func() bool {
+		return slices.Contains(ld.addrsSince(t3), c.addr)
+	})
+	t.Logf("server started after the restart got calls %v after registering", took.Round(time.Millisecond))
+	ld.waitAnswered(t, time.Now(), 20, a.addr, b.addr, c.addr)
 	recs := ld.stop()
 	fails := failures(recs)
 	logFailures(t, t0, fails)
@@ -278,15 +261,6 @@ func TestDiscoveryRedisRestart(t *testing.T) {
 	}
 	after := countByAddr(slicesFilter(recs, func(r callRec) bool { return r.start.After(t2) }))
 	t.Logf("%d calls; after the restart: %v", len(recs), after)
-}
-
-// addrsSince returns the servers that answered calls started after since.
-func (l *load) addrsSince(since time.Time) []string {
-	var out []string
-	for a := range countByAddr(slicesFilter(l.snapshot(), func(r callRec) bool { return r.start.After(since) })) {
-		out = append(out, a)
-	}
-	return out
 }
 
 // TestDiscoveryNewServerGetsCalls starts a child server under load: it
@@ -301,12 +275,9 @@ func TestDiscoveryNewServerGetsCalls(t *testing.T) {
 	t0 := time.Now()
 	b := startChild(t, childConfig{redis: rs.Addr()})
 	serving := time.Since(t0)
-	for !slices.Contains(ld.addrsSince(t0), b.addr) {
-		if time.Since(t0) > 3*time.Second {
-			t.Fatalf("new server got no call within 3s of its start (serving after %v)", serving)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll(t, 3*time.Second-serving, fmt.Sprintf("a call to the new server (serving after %v)", serving), func() bool {
+		return slices.Contains(ld.addrsSince(t0), b.addr)
+	})
 	t.Logf("new child server: registered %v after start, first call after %v", serving.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 	if fails := failures(ld.stop()); len(fails) > 0 {
 		logFailures(t, t0, fails)
@@ -360,18 +331,12 @@ func TestDiscoveryNoInstances(t *testing.T) {
 			s := startFleetServer(t, tc.reg, "Gone", 0)
 			waitRouted(t, cli, "Gone", s.addr)
 			s.shutdown(t)
-			start := time.Now()
-			for {
-				err := cli.Call("Gone.Add", FleetArgs{}, &r, WithTimeout(time.Second))
-				if errors.Is(err, ErrNoInstances) {
-					break
-				}
-				if time.Since(start) > time.Second {
-					t.Fatalf("Call a second after the last server shut down = %v, want ErrNoInstances", err)
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-			t.Logf("ErrNoInstances %v after the last server's Shutdown returned", time.Since(start).Round(time.Millisecond))
+			var err error
+			took := poll(t, time.Second, "ErrNoInstances after the last server shut down", func() bool {
+				err = cli.Call("Gone.Add", FleetArgs{}, &r, WithTimeout(time.Second))
+				return errors.Is(err, ErrNoInstances)
+			})
+			t.Logf("ErrNoInstances %v after the last server's Shutdown returned", took.Round(time.Millisecond))
 			check("Call after the last server left", func() error { return cli.Call("Gone.Add", FleetArgs{}, &r) })
 		})
 	}
@@ -427,7 +392,7 @@ func TestDiscoveryFrozenRedis(t *testing.T) {
 	// 2s per call: generous, as Freeze and Thaw are heavy on a loaded
 	// machine; a call that hung on Redis would still be caught.
 	ld := startLoad(t, cli, 8, "Calc.Add", FleetArgs{B: 1}, WithTimeout(2*time.Second))
-	time.Sleep(100 * time.Millisecond)
+	ld.waitAnswered(t, time.Time{}, 20, a.addr, b.addr)
 	t0 := time.Now()
 	rs.Freeze()
 	thawed := false
@@ -467,12 +432,12 @@ func TestDiscoveryFrozenRedis(t *testing.T) {
 	}
 
 	if d := time.Until(t0.Add(fleetTTL + 500*time.Millisecond)); d > 0 {
-		time.Sleep(d)
+		time.Sleep(d) // Redis frozen for longer than a TTL
 	}
 	t1 := time.Now()
 	rs.Thaw()
 	thawed = true
-	time.Sleep(500 * time.Millisecond)
+	ld.waitAnswered(t, time.Now(), 20, a.addr, b.addr)
 	recs := ld.stop()
 	frozen := countByAddr(slicesFilter(recs, func(r callRec) bool { return r.start.After(t0) && r.end.Before(t1) }))
 	t.Logf("while Redis was frozen for %v: %v", t1.Sub(t0).Round(time.Millisecond), frozen)

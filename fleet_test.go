@@ -8,56 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/seedrpc/rpc/lb"
 	"github.com/seedrpc/rpc/registry"
 )
-
-// newMemoryRegistry returns an in-process registry with the fleet TTLs,
-// closed when the test ends.
-func newMemoryRegistry(t testing.TB) *registry.Memory {
-	t.Helper()
-	mem := registry.NewMemory(registry.WithTTL(fleetTTL), registry.WithHeartbeat(fleetHeartbeat))
-	t.Cleanup(func() { mem.Close() })
-	return mem
-}
-
-// callN makes n calls from each of callers goroutines and returns them all.
-func callN(t testing.TB, cli *Client, callers, n int, args func(caller, i int) FleetArgs, opts ...CallOption) []callRec {
-	t.Helper()
-	var mu sync.Mutex
-	var recs []callRec
-	var wg sync.WaitGroup
-	for c := range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range n {
-				a := args(c, i)
-				var r FleetReply
-				rec := callRec{start: time.Now()}
-				rec.err = cli.Call("Calc.Add", a, &r, opts...)
-				rec.end = time.Now()
-				if rec.err == nil {
-					rec.addr = r.Addr
-					if r.Sum != a.A+a.B {
-						rec.err = fmt.Errorf("wrong sum %d from %s", r.Sum, r.Addr)
-					}
-				}
-				mu.Lock()
-				recs = append(recs, rec)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return recs
-}
-
-func plainArgs(c, i int) FleetArgs { return FleetArgs{A: c, B: i} }
 
 func TestFleetRoundRobinShares(t *testing.T) {
 	cli, addrs := startRoundRobinFleet(t)
@@ -191,12 +147,12 @@ func TestFleetKill9UnderLoad(t *testing.T) {
 	const callers = 8
 	const timeout = time.Second
 	ld := startLoad(t, cli, callers, "Calc.Add", FleetArgs{B: 1}, WithTimeout(timeout))
-	time.Sleep(300 * time.Millisecond)
+	ld.waitAnswered(t, time.Time{}, 20, addrs...)
 	victim := kids[0]
 	t0 := time.Now()
 	victim.kill()
 	dead := time.Now()
-	time.Sleep(1500 * time.Millisecond)
+	ld.waitAnswered(t, t0.Add(time.Second), 50) // calls a second after the kill
 	recs := ld.stop()
 
 	fails := failures(recs)
@@ -248,18 +204,19 @@ func TestFleetRollingRestart(t *testing.T) {
 
 	ld := startLoad(t, cli, 16, "Calc.Add", FleetArgs{B: 1}, WithTimeout(2*time.Second))
 	t0 := time.Now()
-	time.Sleep(200 * time.Millisecond)
+	ld.waitAnswered(t, t0, 20, old[0].addr, old[1].addr, old[2].addr)
 	var fresh []*fleetServer
 	for _, s := range old {
-		fresh = append(fresh, startFleetServer(t, sreg, "Calc", 5*time.Millisecond))
-		time.Sleep(100 * time.Millisecond)
+		n := startFleetServer(t, sreg, "Calc", 5*time.Millisecond)
+		fresh = append(fresh, n)
+		ld.waitAnswered(t, time.Now(), 5, n.addr) // the client routes to it
 		start := time.Now()
 		s.shutdown(t)
 		t.Logf("Shutdown of %s under load took %v (%d calls served)", s.addr, time.Since(start).Round(time.Millisecond), s.calc.calls.Load())
-		time.Sleep(100 * time.Millisecond)
+		ld.waitAnswered(t, time.Now(), 20)
 	}
 	end := time.Now()
-	time.Sleep(200 * time.Millisecond)
+	ld.waitAnswered(t, end, 10, fresh[0].addr, fresh[1].addr, fresh[2].addr)
 	recs := ld.stop()
 	fails := failures(recs)
 	logFailures(t, t0, fails)
@@ -284,8 +241,8 @@ func TestFleetRollingRestart(t *testing.T) {
 // to the fast one wins, and the slow handler sees its ctx cancelled.
 func TestFleetHedge(t *testing.T) {
 	mem := newMemoryRegistry(t)
-	slow := startFleetServer(t, mem, "Calc", 500*time.Millisecond, WithMeta("order", "0"))
-	fast := startFleetServer(t, mem, "Calc", 0, WithMeta("order", "1"))
+	slow := startFleetServer(t, mem, "Calc", 500*time.Millisecond, withMeta("order", "0"))
+	fast := startFleetServer(t, mem, "Calc", 0, withMeta("order", "1"))
 	cli := newFleetClient(t, mem, WithBalancer(orderedBalancer{}))
 
 	// Without a hedge the ordered balancer sends everything to the slow one.
@@ -310,17 +267,14 @@ func TestFleetHedge(t *testing.T) {
 		}
 		t.Logf("hedged call %d took %v", i, el.Round(time.Millisecond))
 	}
-	deadline := time.Now().Add(fleetWait)
-	for slow.calc.cancelled.Load() < n && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll(t, fleetWait, "the losing handlers to be cancelled", func() bool { return slow.calc.cancelled.Load() >= n })
 	if got := slow.calc.cancelled.Load(); got != n {
 		t.Errorf("the slow server saw %d of %d losing handlers cancelled", got, n)
 	}
 
 	// A fast first answer sends no hedge.
 	before := fast.calc.calls.Load()
-	noHedge := startFleetServer(t, mem, "Calc", 0, WithMeta("order", "-")) // sorts first
+	noHedge := startFleetServer(t, mem, "Calc", 0, withMeta("order", "-")) // sorts first
 	waitRouted(t, cli, "Calc", noHedge.addr)
 	for range 5 {
 		if err := cli.Call("Calc.Add", FleetArgs{}, &r, WithHedge(100*time.Millisecond), WithTimeout(time.Second)); err != nil || r.Addr != noHedge.addr {
@@ -420,6 +374,8 @@ func TestFleetOutlierEjection(t *testing.T) {
 		b := startFleetServer(t, mem, "Calc", 0)
 		const base = 500 * time.Millisecond
 		cli := newFleetClient(t, mem, WithBalancer(lb.RoundRobin()), WithEjection(3, base))
+		clock := newFakeClock()
+		cli.now = clock.Now // before the first call creates the target
 		call := func() {
 			t.Helper()
 			var r FleetReply
@@ -430,45 +386,44 @@ func TestFleetOutlierEjection(t *testing.T) {
 				t.Fatalf("answered by %s", r.Addr)
 			}
 		}
-		// callsUntil calls until the bad instance saw want requests.
-		callsUntil := func(want int64, limit time.Duration) time.Time {
+		// callsUntil calls until the bad instance saw want requests and
+		// returns the clock's time then.
+		callsUntil := func(want int64) time.Time {
 			t.Helper()
-			deadline := time.Now().Add(limit)
-			for bad.requests.Load() < want {
-				if time.Now().After(deadline) {
-					t.Fatalf("the bad instance saw %d requests, want %d within %v", bad.requests.Load(), want, limit)
-				}
+			poll(t, 5*time.Second, fmt.Sprintf("%d requests to the bad instance", want), func() bool {
 				call()
-				time.Sleep(time.Millisecond)
-			}
-			return time.Now()
+				return bad.requests.Load() >= want
+			})
+			return clock.Now()
 		}
-		// quietFor calls for d and checks the bad instance gets nothing.
-		quietFor := func(d time.Duration) {
+		// quiet makes 30 calls and checks the bad instance gets none.
+		quiet := func(what string) {
 			t.Helper()
 			n := bad.requests.Load()
-			for end := time.Now().Add(d); time.Now().Before(end); {
+			for range 30 {
 				call()
-				time.Sleep(2 * time.Millisecond)
 			}
 			if got := bad.requests.Load(); got != n {
-				t.Fatalf("an ejected instance got %d requests within %v of its ejection", got-n, d)
+				t.Fatalf("an ejected instance got %d requests %s", got-n, what)
 			}
 		}
 
-		ejected := callsUntil(3, 5*time.Second)
-		quietFor(base * 6 / 10)
-		probed := callsUntil(4, 5*time.Second)
-		t.Logf("ejected after 3 failures; probed back after %v (base %v)", probed.Sub(ejected).Round(time.Millisecond), base)
-		if probed.Sub(ejected) < base-50*time.Millisecond {
-			t.Errorf("probed back after %v, before the ejection period %v ended", probed.Sub(ejected), base)
+		ejected := callsUntil(3)
+		quiet("right after its ejection")
+		clock.Advance(base - time.Millisecond)
+		quiet("just before the ejection period ended")
+		clock.Advance(time.Millisecond)
+		probed := callsUntil(4)
+		if d := probed.Sub(ejected); d < base {
+			t.Errorf("probed back after %v, before the ejection period %v ended", d, base)
 		}
-		ejected = callsUntil(6, 5*time.Second) // 3 more consecutive failures
-		quietFor(base * 13 / 10)               // the second ejection lasts 2×base
-		probed = callsUntil(7, 5*time.Second)
-		t.Logf("ejected again; probed back after %v (want about %v)", probed.Sub(ejected).Round(time.Millisecond), 2*base)
-		if probed.Sub(ejected) < 2*base-50*time.Millisecond {
-			t.Errorf("second ejection lasted %v, want it to grow to %v", probed.Sub(ejected), 2*base)
+		ejected = callsUntil(6) // 3 more consecutive failures
+		clock.Advance(2*base - time.Millisecond)
+		quiet("before the second ejection period, 2×base, ended")
+		clock.Advance(time.Millisecond)
+		probed = callsUntil(7)
+		if d := probed.Sub(ejected); d < 2*base {
+			t.Errorf("second ejection lasted %v, want it to grow to %v", d, 2*base)
 		}
 	})
 
@@ -514,15 +469,15 @@ func TestFleetOutlierEjection(t *testing.T) {
 }
 
 // TestFleetFilter: WithFilter("version", "v2") routes only to servers
-// registered WithMeta("version", "v2"), as a call option and as a client
+// registered with the label version=v2, as a call option and as a client
 // default.
 func TestFleetFilter(t *testing.T) {
 	rs := startRedis(t)
 	sreg := newRedisRegistry(t, rs.Addr())
 	var v1, v2 []string
 	for range 2 {
-		v1 = append(v1, startFleetServer(t, sreg, "Calc", 0, WithMeta("version", "v1")).addr)
-		v2 = append(v2, startFleetServer(t, sreg, "Calc", 0, WithMeta("version", "v2"), WithMeta("zone", "a")).addr)
+		v1 = append(v1, startFleetServer(t, sreg, "Calc", 0, withMeta("version", "v1")).addr)
+		v2 = append(v2, startFleetServer(t, sreg, "Calc", 0, withMeta("version", "v2", "zone", "a")).addr)
 	}
 	creg := newRedisRegistry(t, rs.Addr())
 	cli := newFleetClient(t, creg, WithBalancer(lb.RoundRobin()))

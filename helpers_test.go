@@ -1,12 +1,21 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net"
+	"runtime/debug"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/seedrpc/rpc/internal/wire"
+	"github.com/seedrpc/rpc/registry"
 )
 
 // defaultTestTimeout bounds every wait in the tests.
@@ -15,8 +24,9 @@ const defaultTestTimeout = 10 * time.Second
 type Args struct{ A, B int }
 
 type Calc struct {
-	cancelled atomic.Int32
-	started   chan struct{}
+	cancelled atomic.Int32  // Sleep handlers whose ctx ended
+	sleeping  atomic.Int32  // Sleep handlers started
+	started   chan struct{} // if not nil, told (without blocking) of each Sleep
 }
 
 func (c *Calc) Add(args Args, reply *int) error { *reply = args.A + args.B; return nil }
@@ -30,6 +40,7 @@ func (c *Calc) Div(ctx context.Context, args *Args, reply *float64) error {
 }
 
 func (c *Calc) Sleep(ctx context.Context, d time.Duration, reply *int) error {
+	c.sleeping.Add(1)
 	if c.started != nil {
 		select {
 		case c.started <- struct{}{}:
@@ -51,6 +62,37 @@ func (c *Calc) Sleep(ctx context.Context, d time.Duration, reply *int) error {
 func (c *Calc) Panic(args int, reply *int) error { panic("boom") }
 
 func (c *Calc) Echo(b []byte, reply *[]byte) error { *reply = b; return nil }
+
+// fakeClock is a clock that moves only when told, for Client.now.
+type fakeClock struct {
+	mu  sync.Mutex // guards now
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
+
+// Now returns the clock's time.
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// withMeta labels a server's registered instance with key/value pairs.
+func withMeta(kv ...string) ServerOption {
+	meta := make(map[string]string)
+	for i := 0; i+1 < len(kv); i += 2 {
+		meta[kv[i]] = kv[i+1]
+	}
+	return WithInstance(registry.Instance{Meta: meta})
+}
 
 // startServer serves srv on a loopback listener until the test ends.
 func startServer(t testing.TB, srv *Server) string {
@@ -98,4 +140,357 @@ func serveAndDial(t testing.TB, srv *Server, copts ...ClientOption) (*Client, st
 	}
 	t.Cleanup(func() { cli.Close() })
 	return cli, addr
+}
+
+// Probe is a service whose handlers report what they saw, for tests that
+// need to observe the server side of a call.
+type Probe struct {
+	// running and maxRunning track concurrent Hold handlers.
+	running, maxRunning atomic.Int32
+	// waiting counts Wait handlers started.
+	waiting atomic.Int32
+	// ctxErr receives the ctx error of Wait and OnewayWait handlers when their
+	// ctx ends; cap 16 so handlers never block on it.
+	ctxErr chan error
+	// oneway receives the args of every Note call.
+	oneway chan string
+}
+
+func newProbe() *Probe {
+	return &Probe{ctxErr: make(chan error, 16), oneway: make(chan string, 16)}
+}
+
+// Hold sleeps d while counting concurrent Hold handlers.
+func (p *Probe) Hold(d time.Duration, reply *int) error {
+	n := p.running.Add(1)
+	defer p.running.Add(-1)
+	for {
+		m := p.maxRunning.Load()
+		if n <= m || p.maxRunning.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	time.Sleep(d)
+	*reply = int(n)
+	return nil
+}
+
+// Wait blocks until its ctx ends (or d passes) and reports the ctx error.
+func (p *Probe) Wait(ctx context.Context, d time.Duration, reply *int) error {
+	p.waiting.Add(1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		p.ctxErr <- ctx.Err()
+		return ctx.Err()
+	case <-t.C:
+		*reply = 1
+		return nil
+	}
+}
+
+// Note records s (used with Oneway).
+func (p *Probe) Note(s string, reply *int) error {
+	p.oneway <- s
+	return nil
+}
+
+// Ints returns the number of elements it was sent.
+func (p *Probe) Ints(v []int, reply *int) error { *reply = len(v); return nil }
+
+// Deadline reports the remaining time of the handler's ctx deadline.
+func (p *Probe) Deadline(ctx context.Context, _ int, reply *time.Duration) error {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return errors.New("no deadline")
+	}
+	*reply = time.Until(dl)
+	return nil
+}
+
+// newProbePair returns a client of a fresh server serving Calc and Probe.
+func newProbePair(t testing.TB, sopts []ServerOption, copts ...ClientOption) (*Client, *Probe, *Server, string) {
+	t.Helper()
+	srv := NewServer(sopts...)
+	p := newProbe()
+	if err := srv.Register(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Register(&Calc{started: make(chan struct{}, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	cli, addr := serveAndDial(t, srv, copts...)
+	return cli, p, srv, addr
+}
+
+// waitCall waits, bounded, for call to finish.
+func waitCall(t testing.TB, call *Call, within time.Duration) {
+	t.Helper()
+	select {
+	case <-call.Done:
+	case <-time.After(within):
+		t.Fatalf("%s: no completion within %v", call.ServiceMethod, within)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after defaultTestTimeout.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	poll(t, defaultTestTimeout, what, cond)
+}
+
+// poll checks cond every millisecond until it holds and returns how long
+// that took; it fails the test after limit.
+func poll(t testing.TB, limit time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(limit)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-timeout:
+			t.Fatalf("%s: not within %v", what, limit)
+		}
+	}
+	return time.Since(start)
+}
+
+// recvErr receives from ch, bounded.
+func recvErr(t testing.TB, ch <-chan error, what string) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(defaultTestTimeout):
+		t.Fatalf("timed out waiting for %s", what)
+		return nil
+	}
+}
+
+// syncBuffer is a goroutine-safe bytes.Buffer for slog handlers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// raceEnabled reports whether the test binary was built with -race.
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+func newTextLogger(w *syncBuffer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// serve runs srv on lis in the background and returns Serve's result channel.
+func serve(srv *Server, lis net.Listener) <-chan error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	return errc
+}
+
+func listenLoopback(t testing.TB) net.Listener {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lis
+}
+
+// frame builds a raw frame.
+func frame(typ wire.Type, seq uint64, method string, body []byte) []byte {
+	b := make([]byte, wire.HeaderSize, wire.HeaderSize+len(method)+len(body))
+	wire.PutHeader(b, &wire.Header{Type: typ, Codec: 1, Seq: seq, MethodLen: uint16(len(method)), BodyLen: uint32(len(body))})
+	b = append(b, method...)
+	return append(b, body...)
+}
+
+// expectClosed reads from nc until the server closes it, failing if that
+// takes longer than a few seconds. It returns everything read.
+func expectClosed(t *testing.T, nc net.Conn, what string) []byte {
+	t.Helper()
+	nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	got, err := io.ReadAll(nc)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Errorf("%s: server did not close the connection within 3s", what)
+	} else if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("%s: read error = %v, want EOF or ECONNRESET", what, err)
+	}
+	return got
+}
+
+// freezeProxy forwards TCP connections to a target and can freeze: stop
+// forwarding in both directions while keeping every socket open, like a
+// silently partitioned (blackholed) peer.
+type freezeProxy struct {
+	lis    net.Listener
+	target string
+	frozen atomic.Bool
+	up     atomic.Int64 // bytes forwarded from clients to the target
+	stop   chan struct{}
+
+	mu    sync.Mutex // guards conns
+	conns []net.Conn
+
+	wg sync.WaitGroup
+}
+
+func newFreezeProxy(t testing.TB, target string) *freezeProxy {
+	t.Helper()
+	p := &freezeProxy{lis: listenLoopback(t), target: target, stop: make(chan struct{})}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *freezeProxy) addr() string { return p.lis.Addr().String() }
+
+func (p *freezeProxy) accept() {
+	defer p.wg.Done()
+	for {
+		in, err := p.lis.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(out, in, &p.up)
+		go p.pipe(in, out, nil)
+	}
+}
+
+// pipe copies src to dst, holding everything while the proxy is frozen,
+// and counts the bytes in n if not nil.
+func (p *freezeProxy) pipe(dst, src net.Conn, n *atomic.Int64) {
+	defer p.wg.Done()
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		if !p.waitThawed() {
+			return
+		}
+		k, err := src.Read(buf)
+		if k > 0 {
+			if !p.waitThawed() {
+				return
+			}
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				return
+			}
+			if n != nil {
+				n.Add(int64(k))
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// waitThawed blocks while the proxy is frozen; false means it closed.
+func (p *freezeProxy) waitThawed() bool {
+	for p.frozen.Load() {
+		select {
+		case <-p.stop:
+			return false
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return true
+}
+
+// cut closes every proxied connection; the proxy keeps accepting new ones.
+func (p *freezeProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *freezeProxy) close() {
+	select {
+	case <-p.stop:
+		return
+	default:
+	}
+	close(p.stop)
+	p.lis.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func TestFreezeProxy(t *testing.T) {
+	// The proxy itself: bytes pass when thawed and are held when frozen.
+	echo := listenLoopback(t)
+	defer echo.Close()
+	go func() {
+		c, err := echo.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c)
+	}()
+	p := newFreezeProxy(t, echo.Addr().String())
+	c, err := net.Dial("tcp", p.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2)
+	c.Write([]byte("hi"))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hi" {
+		t.Fatalf("echo through proxy = %q, %v", buf, err)
+	}
+	p.frozen.Store(true) // the pipes check it again after every read
+	c.Write([]byte("yo"))
+	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, err := c.Read(buf); n != 0 || err == nil {
+		t.Fatalf("read through a frozen proxy = %d, %v; want a timeout", n, err)
+	}
+	p.frozen.Store(false)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "yo" {
+		t.Fatalf("echo after thaw = %q, %v", buf, err)
+	}
 }

@@ -3,6 +3,7 @@ package rpc
 import (
 	"crypto/tls"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/seedrpc/rpc/codec"
@@ -38,9 +39,7 @@ type serverOptions struct {
 	connCalls       int
 	maxCalls        int
 	registry        registry.Registry
-	advertise       string
-	weight          int
-	meta            map[string]string
+	instance        registry.Instance // Service unused
 	drainGrace      time.Duration
 	registerTimeout time.Duration
 }
@@ -51,10 +50,16 @@ func defaultServerOptions() serverOptions {
 		maxFrame:        wire.DefaultMaxFrameSize,
 		connCalls:       256,
 		maxCalls:        10000,
-		drainGrace:      2 * time.Second,
+		drainGrace:      drainGrace,
 		registerTimeout: 5 * time.Second,
 	}
 }
+
+// drainGrace is how long Shutdown waits, once a connection has no call
+// running, for its client to acknowledge the draining frame before closing
+// it. A client of this package acknowledges at once; the grace bounds the
+// wait for one that does not, and Shutdown's ctx bounds it too.
+const drainGrace = 2 * time.Second
 
 type clientOptions struct {
 	logger      *slog.Logger
@@ -64,7 +69,6 @@ type clientOptions struct {
 	registry    registry.Registry
 	balancer    lb.Balancer
 	poolSize    int
-	dialTimeout time.Duration
 	keepalive   time.Duration
 	idleTimeout time.Duration
 	ejectAfter  int
@@ -79,7 +83,6 @@ func defaultClientOptions() clientOptions {
 		codec:       codec.Msgpack{},
 		balancer:    lb.RoundRobin(),
 		poolSize:    4,
-		dialTimeout: 3 * time.Second,
 		keepalive:   5 * time.Second,
 		idleTimeout: 5 * time.Minute,
 		ejectAfter:  5,
@@ -173,61 +176,32 @@ func WithMaxFrameSize(n int) Option {
 	}
 }
 
-// WithMaxConnCalls caps the calls running at once for one connection
-// (default 256). At the cap the server stops reading that connection until
-// a call finishes, which pushes back on the client.
-func WithMaxConnCalls(n int) ServerOption {
+// WithMaxCalls caps the calls a server runs at once: total on the whole
+// server (default 10000), beyond which calls are answered at once with
+// ErrOverloaded, and perConn on one connection (default 256), at which the
+// server stops reading that connection until a call finishes, pushing back
+// on its client. Zero or less keeps a default.
+func WithMaxCalls(total, perConn int) ServerOption {
 	return serverOption(func(o *serverOptions) {
-		if n > 0 {
-			o.connCalls = n
+		if total > 0 {
+			o.maxCalls = total
+		}
+		if perConn > 0 {
+			o.connCalls = perConn
 		}
 	})
 }
 
-// WithMaxConcurrentCalls caps the calls running at once on the whole server
-// (default 10000). Calls beyond it are answered with ErrOverloaded at once.
-func WithMaxConcurrentCalls(n int) ServerOption {
-	return serverOption(func(o *serverOptions) {
-		if n > 0 {
-			o.maxCalls = n
-		}
-	})
-}
-
-// WithAdvertiseAddr sets the address registered for clients to dial
-// (default: the listener's address, which must then not be unspecified
-// such as 0.0.0.0 or [::]).
-func WithAdvertiseAddr(addr string) ServerOption {
-	return serverOption(func(o *serverOptions) { o.advertise = addr })
-}
-
-// WithWeight sets the registered instance's weight for weighted balancers
-// (default 1).
-func WithWeight(w int) ServerOption {
-	return serverOption(func(o *serverOptions) { o.weight = w })
-}
-
-// WithMeta adds a label to the registered instance, e.g. WithMeta("version", "v2").
-func WithMeta(key, val string) ServerOption {
-	return serverOption(func(o *serverOptions) {
-		m := make(map[string]string, len(o.meta)+1)
-		for k, v := range o.meta {
-			m[k] = v
-		}
-		m[key] = val
-		o.meta = m
-	})
-}
-
-// WithDrainGrace bounds how long Shutdown waits, once a connection has no
-// calls running, for its client to acknowledge the draining frame before it
-// closes the connection (default 2s).
-func WithDrainGrace(d time.Duration) ServerOption {
-	return serverOption(func(o *serverOptions) {
-		if d >= 0 {
-			o.drainGrace = d
-		}
-	})
+// WithInstance describes the instance a server announces in the registry
+// (WithRegistry) for each service it serves; inst.Service is ignored.
+// inst.Addr is what clients dial (default: the listener's address, which
+// must then not be unspecified such as 0.0.0.0 or [::]); inst.Weight is for
+// weighted balancers (0 means 1); inst.Meta holds labels such as a version
+// or a zone, which calls select with WithFilter.
+func WithInstance(inst registry.Instance) ServerOption {
+	inst.Service = ""
+	inst.Meta = maps.Clone(inst.Meta)
+	return serverOption(func(o *serverOptions) { o.instance = inst })
 }
 
 // WithCodec sets the codec a client encodes its calls with (default
@@ -260,19 +234,11 @@ func WithPoolSize(n int) ClientOption {
 	})
 }
 
-// WithDialTimeout bounds one dial, TLS handshake included (default 3s).
-func WithDialTimeout(d time.Duration) ClientOption {
-	return clientOption(func(o *clientOptions) {
-		if d > 0 {
-			o.dialTimeout = d
-		}
-	})
-}
-
-// WithKeepalive sets how long a connection may stay silent before the client
-// pings it; a connection that stays silent for another such interval after
-// the ping is declared dead and its pending calls fail (default 5s, so a
-// blackholed server is detected within about 10s).
+// WithKeepalive sets how long the client lets a server stay silent
+// (default 5s): a dial, TLS handshake included, must complete within d; a
+// connection silent for d is pinged, and one still silent d after the ping
+// is declared dead, failing its pending calls (so a blackholed server is
+// detected within about 2d).
 func WithKeepalive(d time.Duration) ClientOption {
 	return clientOption(func(o *clientOptions) {
 		if d > 0 {
@@ -343,9 +309,9 @@ func WithHedge(after time.Duration) CallOption {
 // e.g. WithFilter("version", "v2"). Several filters must all match.
 func WithFilter(key, val string) CallOption {
 	return callOption(func(o *callOptions) {
-		m := make(map[string]string, len(o.filter)+1)
-		for k, v := range o.filter {
-			m[k] = v
+		m := maps.Clone(o.filter) // the default's map is shared by every call
+		if m == nil {
+			m = make(map[string]string, 1)
 		}
 		m[key] = val
 		o.filter = m

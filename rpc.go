@@ -51,7 +51,7 @@ var (
 	// ErrBadRequest is returned when the server could not decode a request.
 	ErrBadRequest = errors.New("rpc: bad request")
 	// ErrOverloaded is returned when the server refused a call because it was
-	// already running its maximum number of calls (WithMaxConcurrentCalls).
+	// already running its maximum number of calls (WithMaxCalls).
 	ErrOverloaded = errors.New("rpc: server overloaded")
 	// ErrServerShuttingDown is returned when the server refused a call
 	// because it is shutting down; the call did not run.
@@ -64,7 +64,7 @@ var (
 // reports Timeout() like net errors do.
 type timeoutError struct{}
 
-func (timeoutError) Error() string   { return "rpc: call timed out" }
+func (timeoutError) Error() string   { return "rpc: timed out" }
 func (timeoutError) Timeout() bool   { return true }
 func (timeoutError) Temporary() bool { return true }
 func (timeoutError) Is(target error) bool {
@@ -75,17 +75,6 @@ func (timeoutError) Is(target error) bool {
 type ServerError string
 
 func (e ServerError) Error() string { return string(e) }
-
-// Call is one remote call in flight or done, as in net/rpc.
-type Call struct {
-	ServiceMethod string     // "Service.Method"
-	Args          any        // the arguments
-	Reply         any        // the reply, a pointer, filled on success
-	Error         error      // set when the call is done
-	Done          chan *Call // receives the Call when it is done
-
-	st callState // unexported machinery, see client.go
-}
 
 // DefaultServer is the Server used by the package-level Register,
 // RegisterName and Serve functions.

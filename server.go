@@ -1,10 +1,12 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -88,10 +90,7 @@ func (s *Server) register(name string, rcvr any, useName bool) error {
 	if _, dup := old[svc.name]; dup {
 		return fmt.Errorf("rpc: service %q already registered", svc.name)
 	}
-	m := make(map[string]*service, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
+	m := maps.Clone(old)
 	m[svc.name] = svc
 	s.services.Store(&m)
 	return nil
@@ -99,13 +98,7 @@ func (s *Server) register(name string, rcvr any, useName bool) error {
 
 // lookup finds the method named "Service.Method".
 func (s *Server) lookup(name []byte) (*methodType, error) {
-	dot := -1
-	for i := len(name) - 1; i >= 0; i-- {
-		if name[i] == '.' {
-			dot = i
-			break
-		}
-	}
+	dot := bytes.LastIndexByte(name, '.')
 	if dot < 0 {
 		return nil, fmt.Errorf("%w: malformed method name %q, want \"Service.Method\"", ErrNoMethod, name)
 	}
@@ -125,7 +118,7 @@ func (s *Server) lookup(name []byte) (*methodType, error) {
 
 // Serve accepts connections on lis and serves each on its own goroutine.
 // With WithRegistry it registers every service at the listener's address
-// (or WithAdvertiseAddr) first. It returns ErrServerClosed after Shutdown or
+// (or the one given with WithInstance) first. It returns ErrServerClosed after Shutdown or
 // Close, or the first accept error.
 func (s *Server) Serve(lis net.Listener) error {
 	s.mu.Lock()
@@ -210,18 +203,19 @@ func (s *Server) isClosed() bool {
 
 // announce registers every service at addr in the registry.
 func (s *Server) announce(addr net.Addr) error {
-	adv := s.opts.advertise
+	adv := s.opts.instance.Addr
 	if adv == "" {
 		tcp, ok := addr.(*net.TCPAddr)
 		if ok && tcp.IP.IsUnspecified() {
-			return fmt.Errorf("rpc: listening on unspecified address %s: set WithAdvertiseAddr for the registry", addr)
+			return fmt.Errorf("rpc: listening on unspecified address %s: give the address to announce with WithInstance", addr)
 		}
 		adv = addr.String()
 	}
 	ctx, cancel := context.WithTimeout(s.baseCtx, s.opts.registerTimeout)
 	defer cancel()
 	for name := range *s.services.Load() {
-		inst := registry.Instance{Service: name, Addr: adv, Weight: s.opts.weight, Meta: s.opts.meta}
+		inst := s.opts.instance
+		inst.Service, inst.Addr = name, adv
 		if err := s.opts.registry.Register(ctx, inst); err != nil {
 			return fmt.Errorf("rpc: register %s at %s: %w", name, adv, err)
 		}

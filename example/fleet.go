@@ -43,7 +43,7 @@ func startNode(name string, rdb redis.UniversalClient, regOpts []registry.Option
 		lis:    &crashListener{Listener: l},
 		served: make(chan error, 1),
 	}
-	n.srv = rpc.NewServer(rpc.WithRegistry(n.reg), rpc.WithMeta("name", name), rpc.WithLogger(log))
+	n.srv = rpc.NewServer(rpc.WithRegistry(n.reg), rpc.WithInstance(registry.Instance{Meta: map[string]string{"name": name}}), rpc.WithLogger(log))
 	if err := n.srv.Register(calc.New(name, observe)); err != nil {
 		l.Close()
 		n.reg.Close()

@@ -68,14 +68,8 @@ func serve(log *slog.Logger, listen, advertise, redisAddr string, weight int, me
 	if name == "" {
 		name = adv
 	}
-	opts := []rpc.ServerOption{rpc.WithRegistry(reg), rpc.WithLogger(log), rpc.WithWeight(weight)}
-	if advertise != "" {
-		opts = append(opts, rpc.WithAdvertiseAddr(advertise))
-	}
-	for k, v := range meta {
-		opts = append(opts, rpc.WithMeta(k, v))
-	}
-	srv := rpc.NewServer(opts...)
+	srv := rpc.NewServer(rpc.WithRegistry(reg), rpc.WithLogger(log),
+		rpc.WithInstance(registry.Instance{Addr: advertise, Weight: weight, Meta: meta}))
 	observe := func(e calc.Event) { log.Info("calc event", "method", e.Method, "text", e.Text) }
 	if err := srv.Register(calc.New(name, observe)); err != nil {
 		lis.Close()

@@ -68,9 +68,6 @@ type Writer struct {
 	err error
 }
 
-// NewWriter returns a Writer that writes to w, with no time bounds.
-func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
-
 // NewConnWriter returns a Writer over a connection. A write that cannot
 // finish within timeout closes nc, as does any failed write, so that its
 // reader sees the end at once.
@@ -105,11 +102,15 @@ func (w *Writer) WriteBy(ctx context.Context, deadline time.Time, p []byte, wait
 // rest of its batch continues in the background.
 const controlBound = 20 * time.Millisecond
 
-// WriteControl queues a small control frame (cancel, ping, pong, draining)
-// without ever waiting for long: it skips the backpressure limit, and if
-// it has to write, it writes for at most controlBound.
-func (w *Writer) WriteControl(p []byte) error {
-	return w.send(context.Background(), time.Now().Add(controlBound), p, false, true)
+// WriteControl queues a control frame of type t for seq, with no payload
+// (cancel, ping, pong, draining), without ever waiting for long: it skips
+// the backpressure limit, and if it has to write, it writes for at most
+// controlBound. A failed write is also seen by the connection's reader, so
+// callers may ignore the error.
+func (w *Writer) WriteControl(t Type, seq uint64) error {
+	var b [HeaderSize]byte
+	PutHeader(b[:], &Header{Type: t, Seq: seq})
+	return w.send(context.Background(), time.Now().Add(controlBound), b[:], false, true)
 }
 
 func (w *Writer) send(ctx context.Context, deadline time.Time, p []byte, wait, control bool) error {

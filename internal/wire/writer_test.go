@@ -149,6 +149,21 @@ func newGateWriter() *gateWriter {
 	return &gateWriter{gate: make(chan struct{}), entered: make(chan struct{}, 1)}
 }
 
+// waitUntil polls cond until it holds, failing the test after testTimeout.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(testTimeout)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
 func waitEntered(t *testing.T, g *gateWriter) {
 	t.Helper()
 	select {
@@ -170,7 +185,11 @@ func TestWriterErrorPropagation(t *testing.T) {
 	// Queue behind the blocked flusher: one waiting, one not.
 	waiting := make(chan error, 1)
 	go func() { waiting <- w.Write(context.Background(), testFrame(1, 0), true) }()
-	time.Sleep(20 * time.Millisecond)
+	waitUntil(t, "the waiting writer to queue its frame", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.batchDone != nil
+	})
 	if err := w.Write(context.Background(), testFrame(2, 0), false); err != nil {
 		t.Fatalf("queued Write(wait=false) = %v, want nil", err)
 	}
@@ -259,16 +278,18 @@ func TestWriterDeadlineKeepsStreamWhole(t *testing.T) {
 	frame := bytes.Repeat([]byte{0xAB}, 200<<10) // above directWrite: written in place
 	want := bytes.Clone(frame)
 	got := make(chan []byte, 1)
+	returned := make(chan struct{})
 	go func() {
 		buf := make([]byte, len(want))
 		n, _ := io.ReadFull(server, buf[:1000]) // take a little, then stall
-		time.Sleep(200 * time.Millisecond)
+		<-returned                              // until the writer gave up
 		m, _ := io.ReadFull(server, buf[n:])
 		got <- buf[:n+m]
 	}()
 
 	start := time.Now()
 	err := w.WriteBy(context.Background(), time.Now().Add(50*time.Millisecond), frame, false)
+	close(returned)
 	if el := time.Since(start); el > 150*time.Millisecond {
 		t.Errorf("WriteBy returned after %v, want about 50ms", el)
 	}

@@ -2,165 +2,17 @@ package rpc
 
 import (
 	"errors"
-	"io"
-	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/seedrpc/rpc/internal/wire"
 )
-
-// freezeProxy forwards TCP connections to a target and can freeze: stop
-// forwarding in both directions while keeping every socket open, like a
-// silently partitioned (blackholed) peer.
-type freezeProxy struct {
-	lis    net.Listener
-	target string
-	frozen atomic.Bool
-	stop   chan struct{}
-
-	mu    sync.Mutex // guards conns
-	conns []net.Conn
-
-	wg sync.WaitGroup
-}
-
-func newFreezeProxy(t testing.TB, target string) *freezeProxy {
-	t.Helper()
-	p := &freezeProxy{lis: listenLoopback(t), target: target, stop: make(chan struct{})}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *freezeProxy) addr() string { return p.lis.Addr().String() }
-
-func (p *freezeProxy) accept() {
-	defer p.wg.Done()
-	for {
-		in, err := p.lis.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", p.target)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(out, in)
-		go p.pipe(in, out)
-	}
-}
-
-// pipe copies src to dst, holding everything while the proxy is frozen.
-func (p *freezeProxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	defer dst.Close()
-	defer src.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		if !p.waitThawed() {
-			return
-		}
-		n, err := src.Read(buf)
-		if n > 0 {
-			if !p.waitThawed() {
-				return
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// waitThawed blocks while the proxy is frozen; false means it closed.
-func (p *freezeProxy) waitThawed() bool {
-	for p.frozen.Load() {
-		select {
-		case <-p.stop:
-			return false
-		case <-time.After(2 * time.Millisecond):
-		}
-	}
-	return true
-}
-
-// cut closes every proxied connection; the proxy keeps accepting new ones.
-func (p *freezeProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *freezeProxy) close() {
-	select {
-	case <-p.stop:
-		return
-	default:
-	}
-	close(p.stop)
-	p.lis.Close()
-	p.mu.Lock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
-func TestFreezeProxy(t *testing.T) {
-	// The proxy itself: bytes pass when thawed and are held when frozen.
-	echo := listenLoopback(t)
-	defer echo.Close()
-	go func() {
-		c, err := echo.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		io.Copy(c, c)
-	}()
-	p := newFreezeProxy(t, echo.Addr().String())
-	c, err := net.Dial("tcp", p.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 2)
-	c.Write([]byte("hi"))
-	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hi" {
-		t.Fatalf("echo through proxy = %q, %v", buf, err)
-	}
-	p.frozen.Store(true)
-	time.Sleep(10 * time.Millisecond)
-	c.Write([]byte("yo"))
-	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-	if n, err := c.Read(buf); n != 0 || err == nil {
-		t.Fatalf("read through a frozen proxy = %d, %v; want a timeout", n, err)
-	}
-	p.frozen.Store(false)
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "yo" {
-		t.Fatalf("echo after thaw = %q, %v", buf, err)
-	}
-}
 
 func TestKeepaliveBlackhole(t *testing.T) {
 	srv := NewServer()
-	if err := srv.Register(&Calc{}); err != nil {
+	calc := &Calc{}
+	if err := srv.Register(calc); err != nil {
 		t.Fatal(err)
 	}
 	addr := startServer(t, srv)
@@ -175,13 +27,18 @@ func TestKeepaliveBlackhole(t *testing.T) {
 		t.Fatalf("Call through the proxy = %v", err)
 	}
 	// Idle for a few keepalive intervals: pings keep a healthy connection up.
-	time.Sleep(350 * time.Millisecond)
+	conn := cli.staticPool.ready()
+	up := proxy.up.Load()
+	waitFor(t, "three pings", func() bool { return proxy.up.Load()-up >= 3*wire.HeaderSize })
+	if got := cli.staticPool.ready(); got != conn {
+		t.Errorf("the connection was replaced while idle with keepalive pings answered")
+	}
 	if err := cli.Call("Calc.Add", Args{1, 2}, &sum, WithTimeout(5*time.Second)); err != nil {
 		t.Fatalf("Call after idling with keepalive = %v", err)
 	}
 
 	pending := cli.Go("Calc.Sleep", time.Minute, new(int), nil) // no timeout
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, "the handler to start", func() bool { return calc.sleeping.Load() == 1 })
 	proxy.frozen.Store(true)
 	frozeAt := time.Now()
 	waitCall(t, pending, 5*time.Second)
@@ -271,7 +128,8 @@ func TestWriteStallHonoursTimeout(t *testing.T) {
 // fail on the dead connection that is still in the pool.
 func TestCallRightAfterConnLoss(t *testing.T) {
 	srv := NewServer()
-	if err := srv.Register(&Calc{}); err != nil {
+	calc := &Calc{}
+	if err := srv.Register(calc); err != nil {
 		t.Fatal(err)
 	}
 	addr := startServer(t, srv)
@@ -296,10 +154,42 @@ func TestCallRightAfterConnLoss(t *testing.T) {
 				})
 			})
 		}
-		time.Sleep(20 * time.Millisecond)
+		waitFor(t, "the handlers to start", func() bool { return calc.sleeping.Load() == int32(50*(round+1)) })
 		proxy.cut()
 		if err := recvErr(t, after, "the call after the cut"); err != nil {
 			t.Fatalf("round %d: Call right after the connection was lost = %v, want nil (a re-dial)", round, err)
 		}
 	}
+}
+
+func TestServerDiesPendingFailFast(t *testing.T) {
+	srv := NewServer()
+	calc := &Calc{}
+	if err := srv.Register(calc); err != nil {
+		t.Fatal(err)
+	}
+	lis := listenLoopback(t)
+	errc := serve(srv, lis)
+	cli, err := Dial("tcp", lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	calls := make([]*Call, 5)
+	for i := range calls {
+		calls[i] = cli.Go("Calc.Sleep", 30*time.Second, new(int), nil, WithTimeout(20*time.Second))
+	}
+	waitFor(t, "the handlers to start", func() bool { return calc.sleeping.Load() == int32(len(calls)) })
+	start := time.Now()
+	srv.Close()
+	for _, call := range calls {
+		waitCall(t, call, 5*time.Second)
+		if !errors.Is(call.Error, ErrShutdown) {
+			t.Errorf("pending call after server Close error = %v, want ErrShutdown", call.Error)
+		}
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("pending calls failed %v after the server closed, want at once", el)
+	}
+	recvErr(t, errc, "Serve")
 }

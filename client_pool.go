@@ -21,8 +21,9 @@ type connPool struct {
 	mu sync.Mutex // guards the fields below
 	// conns are the live connections.
 	conns []*clientConn
-	// dialing is set while a dial is in progress.
-	dialing bool
+	// dialDone is not nil while a dial is in progress, and closed when it
+	// ends.
+	dialDone chan struct{}
 	// failures counts consecutive failed dials; nextDial is when the next may start.
 	failures int
 	nextDial time.Time
@@ -30,15 +31,54 @@ type connPool struct {
 	closed   bool
 }
 
-// get returns a connection for a new call, dialling one when none is
-// usable (or returning errWouldBlock unless block is set). It does not
-// block on a dial when a usable connection exists.
-func (p *connPool) get(ctx context.Context, block bool) (*clientConn, error) {
+// ready returns the least busy usable connection without waiting, or nil.
+// When even that one is busy it dials another in the background, up to
+// the pool size.
+func (p *connPool) ready() *clientConn {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.closed {
-		p.mu.Unlock()
-		return nil, ErrShutdown
+		return nil
 	}
+	return p.leastBusy()
+}
+
+// get returns a usable connection, dialling one (bounded by ctx and the
+// keepalive interval) when there is none, or joining the dial in progress.
+func (p *connPool) get(ctx context.Context) (*clientConn, error) {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, ErrShutdown
+		}
+		if cc := p.leastBusy(); cc != nil {
+			p.mu.Unlock()
+			return cc, nil
+		}
+		if done := p.dialDone; done != nil {
+			p.mu.Unlock()
+			select {
+			case <-done:
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("dial %s: %w", p.addr, ctx.Err())
+			}
+		}
+		if wait := p.nextDial.Sub(p.client.now()); wait > 0 {
+			err := p.lastErr
+			p.mu.Unlock()
+			return nil, fmt.Errorf("dial %s: backing off for %v after: %w", p.addr, wait.Round(time.Millisecond), err)
+		}
+		p.dialDone = make(chan struct{})
+		p.mu.Unlock()
+		return p.dial(ctx)
+	}
+}
+
+// leastBusy returns the usable connection with the fewest pending calls, or
+// nil, and starts a background dial when it is busy; p.mu is held.
+func (p *connPool) leastBusy() *clientConn {
 	var best *clientConn
 	var bestLoad int32
 	for _, cc := range p.conns {
@@ -49,66 +89,51 @@ func (p *connPool) get(ctx context.Context, block bool) (*clientConn, error) {
 			best, bestLoad = cc, l
 		}
 	}
-	if best != nil {
-		if bestLoad > 0 && len(p.conns) < p.client.opts.poolSize && !p.dialing && time.Now().After(p.nextDial) {
-			p.dialing = true
-			p.client.wg.Add(1)
-			go func() {
-				defer p.client.wg.Done()
-				p.dial(context.Background())
-			}()
+	if best != nil && bestLoad > 0 && len(p.conns) < p.client.opts.poolSize && p.dialDone == nil && !p.client.now().Before(p.nextDial) {
+		p.dialDone = make(chan struct{})
+		if !p.client.goAsync(func() { p.dial(p.client.ctx) }) {
+			close(p.dialDone) // the client is closing
+			p.dialDone = nil
 		}
-		p.mu.Unlock()
-		return best, nil
 	}
-	if wait := time.Until(p.nextDial); wait > 0 {
-		err := p.lastErr
-		p.mu.Unlock()
-		return nil, fmt.Errorf("rpc: dial %s: backing off for %v after: %w", p.addr, wait.Round(time.Millisecond), err)
-	}
-	if !block {
-		p.mu.Unlock()
-		return nil, errWouldBlock
-	}
-	p.dialing = true
-	p.mu.Unlock()
-	return p.dial(ctx)
+	return best
 }
 
-// dial opens one connection and adds it to the pool; p.dialing is set.
+// dial opens one connection and adds it to the pool; p.dialDone is set and
+// is closed when dial returns.
 func (p *connPool) dial(ctx context.Context) (*clientConn, error) {
-	o := &p.client.opts
-	dctx, cancel := context.WithTimeout(ctx, o.dialTimeout)
+	dctx, cancel := context.WithTimeout(ctx, p.client.opts.keepalive)
 	defer cancel()
-	nc, err := p.client.dialer(dctx, p.addr)
+	nc, err := p.client.dial(dctx, p.addr)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.dialing = false
+	close(p.dialDone)
+	p.dialDone = nil
 	if err == nil && p.closed {
 		nc.Close()
 		err = ErrShutdown
 	}
 	if err != nil && ctx.Err() != nil {
-		// The caller gave up (its deadline), not the server: no backoff.
-		return nil, fmt.Errorf("rpc: dial %s: %w", p.addr, err)
+		// The caller gave up (its deadline) or the client closed, not the
+		// server: no backoff.
+		return nil, fmt.Errorf("dial %s: %w", p.addr, err)
 	}
 	if err != nil {
 		p.failures++
 		backoff := min(50*time.Millisecond<<min(p.failures-1, 10), 5*time.Second)
 		backoff = backoff/2 + rand.N(backoff/2+1) // jitter
-		p.nextDial = time.Now().Add(backoff)
+		p.nextDial = p.client.now().Add(backoff)
 		p.lastErr = err
-		return nil, fmt.Errorf("rpc: dial %s: %w", p.addr, err)
+		return nil, fmt.Errorf("dial %s: %w", p.addr, err)
+	}
+	cc := newClientConn(p, nc)
+	if !p.client.goAsync(cc.readLoop) {
+		nc.Close() // the client is closing
+		return nil, ErrShutdown
 	}
 	p.failures = 0
 	p.nextDial = time.Time{}
-	cc := newClientConn(p, nc)
 	p.conns = append(p.conns, cc)
-	p.client.wg.Add(1)
-	go func() {
-		defer p.client.wg.Done()
-		cc.readLoop()
-	}()
 	return cc, nil
 }
 
@@ -156,7 +181,7 @@ func (p *connPool) check(now time.Time) {
 		if sent := cc.pingSent.Load(); sent != 0 {
 			if now.Sub(time.Unix(0, sent)) >= o.keepalive {
 				o.logger.Warn("rpc: connection unresponsive; closing", "addr", p.addr, "silent_for", now.Sub(time.Unix(0, sent)))
-				cc.fail(fmt.Errorf("rpc: connection to %s unresponsive for %v", p.addr, now.Sub(time.Unix(0, sent)).Round(time.Millisecond)))
+				cc.fail(fmt.Errorf("connection to %s unresponsive for %v", p.addr, now.Sub(time.Unix(0, sent)).Round(time.Millisecond)))
 			}
 			continue
 		}

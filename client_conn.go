@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -141,7 +140,7 @@ func (cc *clientConn) read() error {
 			if _, err := cc.br.Discard(h.PayloadLen()); err != nil {
 				return err
 			}
-			cc.writeControl(wire.TypePong, h.Seq)
+			_ = cc.w.WriteControl(wire.TypePong, h.Seq)
 		case wire.TypePong:
 			if _, err := cc.br.Discard(h.PayloadLen()); err != nil {
 				return err
@@ -151,7 +150,7 @@ func (cc *clientConn) read() error {
 				return err
 			}
 			cc.draining.Store(true)
-			cc.writeControl(wire.TypeDraining, 0) // acknowledge: we send no more
+			_ = cc.w.WriteControl(wire.TypeDraining, 0) // acknowledge: we send no more
 			cc.pool.client.onDraining(cc.pool.addr)
 			cc.closeIfIdle()
 		default:
@@ -184,10 +183,11 @@ func (cc *clientConn) closeIdle(reason error) bool {
 	return true
 }
 
-// Reasons a connection was closed while idle.
+// Reasons a connection was closed while idle. They only appear wrapped in
+// a call's error, which carries the "rpc: " prefix.
 var (
-	errDrained = errors.New("rpc: connection closed after the server drained it")
-	errIdle    = errors.New("rpc: idle connection closed")
+	errDrained = errors.New("connection closed after the server drained it")
+	errIdle    = errors.New("idle connection closed")
 )
 
 // fail marks the connection dead and fails every pending call.
@@ -240,24 +240,12 @@ func (cc *clientConn) unregister(seq uint64) bool {
 // cancel abandons request seq and tells the server to cancel its handler.
 func (cc *clientConn) cancel(seq uint64) {
 	if cc.unregister(seq) {
-		cc.writeControl(wire.TypeCancel, seq)
+		_ = cc.w.WriteControl(wire.TypeCancel, seq)
 	}
-}
-
-// writeControl writes a frame with no payload, ignoring errors: a broken
-// connection is noticed by the reader.
-func (cc *clientConn) writeControl(t wire.Type, seq uint64) {
-	var b [wire.HeaderSize]byte
-	hdr := wire.Header{Type: t, Seq: seq}
-	wire.PutHeader(b[:], &hdr)
-	_ = cc.w.WriteControl(b[:])
 }
 
 // ping sends a keepalive ping.
 func (cc *clientConn) ping() {
 	cc.pingSent.Store(time.Now().UnixNano())
-	cc.writeControl(wire.TypePing, 0)
+	_ = cc.w.WriteControl(wire.TypePing, 0)
 }
-
-// patchSeq writes seq into an encoded frame's header.
-func patchSeq(frame []byte, seq uint64) { binary.BigEndian.PutUint64(frame[8:16], seq) }

@@ -63,46 +63,56 @@ type targetSnap struct {
 	expires int64
 }
 
-// target returns the discovery state of service, starting its watch on
-// first use and waiting (bounded) for its first lookup.
-func (c *Client) target(service string, block bool) (*target, error) {
+// target returns the discovery state of service, creating it and starting
+// its watch on first use, without waiting for its first lookup. It returns
+// nil once the client is closed.
+func (c *Client) target(service string) *target {
 	if v, ok := c.targets.Load(service); ok {
-		return v.(*target).wait(block)
+		return v.(*target)
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
-		c.mu.Unlock()
-		return nil, ErrShutdown
+		return nil
 	}
-	v, loaded := c.targets.Load(service)
-	if !loaded {
-		ctx, cancel := context.WithCancel(context.Background())
-		t := &target{c: c, service: service, cancel: cancel, ready: make(chan struct{}), health: make(map[string]*addrHealth)}
-		c.targets.Store(service, t)
-		v = t
-		c.wg.Add(1)
-		go t.run(ctx)
+	if v, ok := c.targets.Load(service); ok {
+		return v.(*target)
 	}
-	c.mu.Unlock()
-	return v.(*target).wait(block)
+	ctx, cancel := context.WithCancel(c.ctx)
+	t := &target{c: c, service: service, cancel: cancel, ready: make(chan struct{}), health: make(map[string]*addrHealth)}
+	c.targets.Store(service, t)
+	if !c.goAsync(func() { t.run(ctx) }) {
+		close(t.ready) // cannot happen: Close takes c.mu before refusing
+	}
+	return t
 }
 
-// wait waits for the first lookup, or returns errWouldBlock at once when it
-// has not finished and block is false.
-func (t *target) wait(block bool) (*target, error) {
-	select {
-	case <-t.ready:
-		return t, nil
-	default:
+// waitTarget returns the discovery state of service once its first lookup
+// has finished, or nil for a client of one server.
+func (c *Client) waitTarget(ctx context.Context, service string) (*target, error) {
+	if c.static != "" {
+		return nil, nil
 	}
-	if !block {
-		return nil, errWouldBlock
-	}
-	select {
-	case <-t.ready:
-		return t, nil
-	case <-t.c.stop:
+	t := c.target(service)
+	if t == nil {
 		return nil, ErrShutdown
+	}
+	select {
+	case <-t.ready:
+		return t, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("lookup of service %s: %w", service, ctx.Err())
+	}
+}
+
+// isReady reports whether the first lookup has finished, so that pick
+// answers without waiting.
+func (t *target) isReady() bool {
+	select {
+	case <-t.ready:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -118,14 +128,13 @@ func (t *target) stale() bool {
 // the client closes. The registry's watch itself survives outages; if it
 // ends early the target subscribes again after a pause.
 func (t *target) run(ctx context.Context) {
-	defer t.c.wg.Done()
 	reg := t.c.opts.registry
 	lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	insts, err := reg.Lookup(lctx, t.service)
 	cancel()
 	if err != nil {
 		t.mu.Lock()
-		t.err = fmt.Errorf("rpc: lookup of service %s: %w", t.service, err)
+		t.err = fmt.Errorf("lookup of service %s: %w", t.service, err)
 		t.mu.Unlock()
 	} else {
 		t.update(insts)
@@ -158,7 +167,7 @@ func (t *target) update(insts []registry.Instance) {
 	filtered := insts // call filters are applied per pick, see pick
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := time.Now()
+	now := t.c.now()
 	if len(filtered) == 0 && len(t.instances) > 0 && !t.allDraining(now) {
 		// A registry that lost its data (Redis restarted empty) reports no
 		// instances until the servers' next heartbeats. Keep routing to the
@@ -250,10 +259,10 @@ func (t *target) rebuild(now time.Time) {
 // pick chooses the address of the next attempt.
 func (t *target) pick(o *callOptions, tried []string) (string, func(lb.DoneInfo), error) {
 	s := t.snap.Load()
-	if s != nil && s.expires != 0 && time.Now().UnixNano() >= s.expires {
+	if s != nil && s.expires != 0 && t.c.now().UnixNano() >= s.expires {
 		t.mu.Lock()
 		if s == t.snap.Load() {
-			now := time.Now()
+			now := t.c.now()
 			if !t.emptySince.IsZero() && now.Sub(t.emptySince) >= emptyGrace {
 				t.instances = nil // the registry has meant it
 				t.emptySince = time.Time{}
@@ -325,7 +334,7 @@ func (t *target) outcome(addr string, transportErr error) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := time.Now()
+	now := t.c.now()
 	if h.ejectedUntil.After(now) {
 		return
 	}
@@ -352,7 +361,7 @@ func (t *target) drain(addr string) {
 	if h == nil {
 		return
 	}
-	now := time.Now()
+	now := t.c.now()
 	h.drainingUntil = now.Add(drainMark)
 	if !t.emptySince.IsZero() && t.allDraining(now) {
 		// The registry's empty list is explained: they all shut down.

@@ -31,7 +31,7 @@ type serverConn struct {
 	br  *bufio.Reader
 	w   *wire.Writer
 	// sem holds one token per running handler; the reader blocks when it is
-	// full (WithMaxConnCalls), so a client cannot make the server spawn
+	// full (WithMaxCalls), so a client cannot make the server spawn
 	// without bound.
 	sem chan struct{}
 	// running counts handlers in progress.
@@ -118,7 +118,7 @@ func (c *serverConn) serve() {
 			if !c.discard(&h) {
 				return
 			}
-			c.writeControl(wire.TypePong, h.Seq)
+			_ = c.w.WriteControl(wire.TypePong, h.Seq)
 		case wire.TypePong:
 			if !c.discard(&h) {
 				return
@@ -268,7 +268,7 @@ func (c *serverConn) acquire() {
 		case c.sem <- struct{}{}:
 			return
 		case <-tick.C:
-			c.writeControl(wire.TypePong, 0)
+			_ = c.w.WriteControl(wire.TypePong, 0)
 		}
 	}
 }
@@ -294,7 +294,7 @@ func (c *serverConn) handle(seq uint64, codecID byte, oneway, track bool, method
 		}
 		return
 	}
-	if ctx.Err() == context.Canceled {
+	if errors.Is(ctx.Err(), context.Canceled) {
 		return // the caller gave up; nobody waits for the reply
 	}
 	if status != wire.StatusOK {
@@ -374,21 +374,13 @@ func (c *serverConn) writeError(seq uint64, status wire.Status, msg string) {
 	_ = c.w.Write(context.Background(), *bp, false)
 }
 
-// writeControl writes a frame with no payload.
-func (c *serverConn) writeControl(t wire.Type, seq uint64) {
-	var b [wire.HeaderSize]byte
-	hdr := wire.Header{Type: t, Seq: seq}
-	wire.PutHeader(b[:], &hdr)
-	_ = c.w.WriteControl(b[:])
-}
-
 // startDrain tells the client to send no new calls here.
 func (c *serverConn) startDrain() {
 	if c.draining.Swap(true) {
 		return
 	}
 	c.drainStart.Store(time.Now().UnixNano())
-	c.writeControl(wire.TypeDraining, 0)
+	_ = c.w.WriteControl(wire.TypeDraining, 0)
 }
 
 // drained reports whether the connection can be closed without losing a
