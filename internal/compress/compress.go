@@ -69,7 +69,11 @@ func DecodedLen(src []byte) (int, error) {
 // more than limit bytes fails with an error matching ErrTooLarge before any
 // memory is allocated for it; a malformed one fails with ErrCorrupt. At most
 // limit bytes are allocated whatever src claims. When dst has room for the
-// result, Decompress allocates nothing.
+// result, Decompress allocates nothing. dst and src must not overlap.
+//
+// A block carries no checksum: a flipped bit inside a literal run decodes
+// to a wrong byte rather than an error. The transport (TCP, TLS) guards
+// integrity, as it does for uncompressed bodies.
 func Decompress(dst, src []byte, limit int) ([]byte, error) {
 	size, err := DecodedLen(src)
 	if err != nil {
