@@ -34,26 +34,26 @@ type record struct {
 // rule of shared/BENCHMARK_MESSAGE.md (every string the same 54 bytes, every
 // integer 100000, every bool true).
 type benchMessage struct {
-	Field1, Field9, Field18                    string
-	Field80, Field81                           bool
-	Field2, Field3, Field280, Field6           int32
-	Field22                                    int64
-	Field4                                     string
-	Field5                                     []uint64
-	Field59                                    bool
-	Field7                                     string
-	Field16, Field130                          int32
-	Field12, Field17, Field13, Field14         bool
-	Field104, Field100, Field101               int32
-	Field102, Field103                         string
-	Field29                                    int32
-	Field30                                    bool
-	Field60, Field271, Field272, Field150, F23 int32
-	Field25                                    int32
-	Field24, Field78                           bool
-	Field67, Field68, Field128                 int32
-	Field129                                   string
-	Field131                                   int32
+	Field1, Field9, Field18                        string
+	Field80, Field81                               bool
+	Field2, Field3, Field280, Field6               int32
+	Field22                                        int64
+	Field4                                         string
+	Field5                                         []uint64
+	Field59                                        bool
+	Field7                                         string
+	Field16, Field130                              int32
+	Field12, Field17, Field13, Field14             bool
+	Field104, Field100, Field101                   int32
+	Field102, Field103                             string
+	Field29                                        int32
+	Field30                                        bool
+	Field60, Field271, Field272, Field150, Field23 int32
+	Field25                                        int32
+	Field24, Field78                               bool
+	Field67, Field68, Field128                     int32
+	Field129                                       string
+	Field131                                       int32
 }
 
 var words = strings.Fields(`the quick brown fox jumps over a lazy dog while
