@@ -6,6 +6,8 @@
 //	go run . -duration 3s -concurrency 1,16,256
 //	go run . -json -duration 3s -concurrency 16,256 -systems seedrpc,netrpc-gob
 //	go run . -svg ../docs/bench.svg
+//	go run . -hol -duration 5s           # head-of-line blocking by 8 MiB echoes
+//	go run . -throughput -duration 3s    # 1 MiB and 8 MiB echoes vs raw TCP
 //
 // See docs/BENCHMARKS.md for what each system does and does not do.
 package main
@@ -63,6 +65,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	svg := fs.String("svg", "", "write an SVG chart of calls/s against concurrency to this file")
 	serve := fs.String("serve", "", "internal: serve this system (child process mode)")
 	addr := fs.String("addr", "127.0.0.1:0", "internal: listen address in -serve mode")
+	large := addLargeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -91,6 +94,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return fmt.Errorf("bench: -cpuprofile: %w", err)
 		}
 		opts.profileDir = abs
+	}
+	if large.active() {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runLarge(ctx, large, *duration, opts.profileDir, *jsonOut, stdout, stderr)
 	}
 	var err error
 	if opts.concurrency, err = parseInts(*conc); err != nil {

@@ -90,8 +90,14 @@ func lookupSystems(list string) ([]system, error) {
 	return out, nil
 }
 
-// lookupSystem returns the system called name.
+// lookupSystem returns the system called name, including the serve-only
+// systems of the large-message modes.
 func lookupSystem(name string) (system, error) {
+	for _, s := range largeSystems() {
+		if s.name == name {
+			return s, nil
+		}
+	}
 	ss, err := lookupSystems(name)
 	if err != nil {
 		return system{}, err
