@@ -499,7 +499,7 @@ func statusError(status wire.Status, msg string) error {
 	case wire.StatusOverloaded:
 		return wrapMsg(ErrOverloaded, msg)
 	case wire.StatusTimeout:
-		return wrapMsg(ErrTimeout, msg)
+		return fmt.Errorf("%w (server: %s)", ErrTimeout, msg)
 	case wire.StatusShuttingDown:
 		return wrapMsg(ErrServerShuttingDown, msg)
 	case wire.StatusInternalError:

@@ -51,7 +51,7 @@ func TestCallErrorText(t *testing.T) {
 	}{
 		{"timeout", func() error {
 			return cli.Call("Calc.Sleep", time.Minute, new(int), WithTimeout(20*time.Millisecond))
-		}, ErrTimeout, "rpc: call Calc.Sleep: "},
+		}, ErrTimeout, "rpc: call Calc.Sleep"}, // the client's timer or the server's answer, whichever comes first
 		{"ctx cancelled", func() error {
 			return cli.CallContext(cancelled, "Calc.Add", Args{}, new(int))
 		}, context.Canceled, "rpc: call Calc.Add: "},
@@ -93,6 +93,9 @@ func TestCallErrorText(t *testing.T) {
 		}
 		if !strings.HasPrefix(err.Error(), tt.wantText) {
 			t.Errorf("%s: error = %q, want it to start with %q", tt.name, err, tt.wantText)
+		}
+		if errors.Is(err, ErrTimeout) && !strings.Contains(err.Error(), "timed out") {
+			t.Errorf("%s: error %q does not say it timed out", tt.name, err)
 		}
 		if n := strings.Count(err.Error(), "rpc:"); n != 1 {
 			t.Errorf("%s: error %q has %d \"rpc:\" prefixes, want 1", tt.name, err, n)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -153,7 +154,7 @@ func (p *connPool) remove(cc *clientConn) {
 // suspectAll marks every connection but broken as suspect and pings it.
 func (p *connPool) suspectAll(broken *clientConn) {
 	p.mu.Lock()
-	conns := append([]*clientConn(nil), p.conns...)
+	conns := slices.Clone(p.conns)
 	p.mu.Unlock()
 	for _, cc := range conns {
 		if cc != broken && !cc.suspect.Swap(true) {
@@ -167,7 +168,7 @@ func (p *connPool) suspectAll(broken *clientConn) {
 func (p *connPool) check(now time.Time) {
 	o := &p.client.opts
 	p.mu.Lock()
-	conns := append([]*clientConn(nil), p.conns...)
+	conns := slices.Clone(p.conns)
 	p.mu.Unlock()
 	kept := 0
 	for _, cc := range conns {
@@ -194,7 +195,7 @@ func (p *connPool) check(now time.Time) {
 func (p *connPool) close() {
 	p.mu.Lock()
 	p.closed = true
-	conns := append([]*clientConn(nil), p.conns...)
+	conns := slices.Clone(p.conns)
 	p.mu.Unlock()
 	for _, cc := range conns {
 		cc.fail(ErrShutdown)

@@ -85,6 +85,19 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// usableConns counts the connections of p that new calls may use.
+func usableConns(p *connPool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, cc := range p.conns {
+		if cc.usable() {
+			n++
+		}
+	}
+	return n
+}
+
 // withMeta labels a server's registered instance with key/value pairs.
 func withMeta(kv ...string) ServerOption {
 	meta := make(map[string]string)

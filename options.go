@@ -235,10 +235,10 @@ func WithPoolSize(n int) ClientOption {
 }
 
 // WithKeepalive sets how long the client lets a server stay silent
-// (default 5s): a dial, TLS handshake included, must complete within d; a
-// connection silent for d is pinged, and one still silent d after the ping
-// is declared dead, failing its pending calls (so a blackholed server is
-// detected within about 2d).
+// (default 5s; zero keeps it): a dial, TLS handshake included, must
+// complete within d; a connection silent for d is pinged, and one still
+// silent d after the ping is declared dead, failing its pending calls (so
+// a blackholed server is detected within about 2d).
 func WithKeepalive(d time.Duration) ClientOption {
 	return clientOption(func(o *clientOptions) {
 		if d > 0 {

@@ -42,7 +42,7 @@ func TestShutdownDrains(t *testing.T) {
 		defer cancel()
 		shut <- srv.Shutdown(ctx)
 	}()
-	waitFor(t, "the client to be told to drain", func() bool { return cli.staticPool.ready() == nil })
+	waitFor(t, "the client to be told to drain", func() bool { return usableConns(cli.staticPool) == 0 })
 
 	// New calls are refused, and quickly.
 	callStart := time.Now()
