@@ -55,17 +55,24 @@ func RateLimit(r rate.Limit, burst int, opts ...RateLimitOption) rpc.ServerInter
 			o(&cfg)
 		}
 	}
+	return newLimiter(r, burst, cfg).intercept
+}
+
+func newLimiter(r rate.Limit, burst int, cfg rateConfig) *limiter {
 	l := &limiter{cfg: cfg, limit: r, burst: burst, methods: make(map[string]*rate.Limiter)}
 	if cfg.maxPeers > 0 {
 		l.peers = make(map[peerKey]*list.Element)
 		l.lru = list.New()
 	}
-	return func(ctx context.Context, req *rpc.Request, next rpc.Handler) (any, error) {
-		if !l.bucket(req).Allow() {
-			return nil, fmt.Errorf("%w: %s: rate limit exceeded", rpc.ErrOverloaded, req.ServiceMethod)
-		}
-		return next(ctx, req)
+	return l
+}
+
+// intercept is the interceptor.
+func (l *limiter) intercept(ctx context.Context, req *rpc.Request, next rpc.Handler) (any, error) {
+	if !l.bucket(req).Allow() {
+		return nil, fmt.Errorf("%w: %s from %s: rate limit exceeded", rpc.ErrOverloaded, req.ServiceMethod, req.Peer)
 	}
+	return next(ctx, req)
 }
 
 // limiter holds the buckets of one RateLimit.
