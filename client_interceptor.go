@@ -13,8 +13,9 @@ type Invoker func(ctx context.Context, call *Call) error
 
 // ClientInterceptor wraps every call a client makes, once per call around
 // all its attempts, in every call style (Call, Go, Callback, Oneway). It
-// may add request headers to call.Header, read ctx (its deadline is the
-// call's), call next at most once, or return without calling it (the call
+// may add request headers to call.Header (before calling next: retries
+// and hedges read it until the call is done), read ctx (its deadline is
+// the call's), call next at most once, or return without calling it (the call
 // then ends with the error returned, and a nil error leaves call.Reply as
 // the interceptor filled it). After next returns it sees call.Error,
 // call.Reply and call.ResponseHeader; what it returns becomes call.Error.
