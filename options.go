@@ -324,7 +324,7 @@ func WithFilter(key, val string) CallOption {
 }
 
 // WithHeader sends a metadata key/value with the call; the handler reads it
-// with HeaderFromContext.
+// with HeaderFromContext, a server interceptor in Request.Header.
 func WithHeader(key, val string) CallOption {
 	return callOption(func(o *callOptions) {
 		o.meta = append(o.meta[:len(o.meta):len(o.meta)], metaPair{key, val})

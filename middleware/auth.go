@@ -12,8 +12,8 @@ import (
 )
 
 // TokenAuth returns an interceptor that admits a call only if the request
-// header named header (the client sends it with rpc.WithHeader) holds a
-// token that verify accepts. A call without the header, or whose token
+// header named header (the client sends it with rpc.WithHeader; names are
+// case-sensitive) holds a token that verify accepts. A call without the header, or whose token
 // verify rejects, fails with rpc.ErrUnauthenticated; verify may return an
 // error matching rpc.ErrPermissionDenied instead, for a valid token that
 // may not make this call. The ctx verify returns (nil: unchanged) is the

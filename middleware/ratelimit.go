@@ -16,7 +16,7 @@ import (
 type RateLimitOption func(*rateConfig)
 
 type rateConfig struct {
-	maxPeers  int // 0: one bucket per method for all peers
+	maxPeers  int // buckets kept with PerPeer; 0: one bucket per method for all peers
 	overrides []methodRate
 }
 
@@ -27,12 +27,13 @@ type methodRate struct {
 }
 
 // PerPeer gives every peer IP address its own bucket per method, so that
-// one busy client cannot use up the others' share. At most maxPeers
-// buckets are kept: beyond that the least recently used is dropped (its
-// peer starts again with a full bucket). maxPeers <= 0 keeps the default,
-// shared buckets. A peer that is not an IP address shares one bucket.
-func PerPeer(maxPeers int) RateLimitOption {
-	return func(c *rateConfig) { c.maxPeers = maxPeers }
+// one busy client cannot use up the others' share. At most maxBuckets
+// (peer, method) buckets are kept: beyond that the least recently used is
+// dropped (its peer starts again with a full bucket). maxBuckets <= 0
+// keeps the default, one bucket per method shared by all peers. Peers that
+// are not IP addresses share one bucket per method.
+func PerPeer(maxBuckets int) RateLimitOption {
+	return func(c *rateConfig) { c.maxPeers = maxBuckets }
 }
 
 // ForMethods sets another rate and burst for the methods matching pattern
