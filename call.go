@@ -21,6 +21,13 @@ type Call struct {
 	Reply         any        // the reply, a pointer, filled on success
 	Error         error      // set when the call is done
 	Done          chan *Call // receives the Call when it is done
+	// Header holds the request headers client interceptors see and may
+	// add to (those of WithHeader first); nil on a client without
+	// interceptors, whose calls send WithHeader's headers directly.
+	Header map[string]string
+	// ResponseHeader holds the headers the server set with SetHeader,
+	// filled when the reply arrives; nil if there were none.
+	ResponseHeader map[string]string
 
 	st callState // unexported machinery, below
 }
@@ -33,11 +40,15 @@ type callState struct {
 	opts     callOptions
 	service  string
 	oneway   bool
+	invoked  bool // the interceptors' innermost Invoker ran
 	start    time.Time
 	deadline time.Time // zero: none
 	callback func(*Call)
-	timer    *time.Timer
-	hedger   *time.Timer
+	// wait, when set, receives the finished call instead of its owner:
+	// the interceptor chain delivers it once the chain has returned.
+	wait   chan *Call
+	timer  *time.Timer
+	hedger *time.Timer
 	// finished is set by whoever finishes the call; everyone else backs off.
 	finished atomic.Bool
 
@@ -72,12 +83,33 @@ type attempt struct {
 // maxSafeRetries bounds retries of requests that never ran.
 const maxSafeRetries = 3
 
-// completed is called by the reader with a response for a.
-func (a *attempt) completed(status wire.Status, body []byte) {
+// completed is called by the reader with a response for a: its metadata
+// and body, which alias the reader's buffer.
+func (a *attempt) completed(status wire.Status, meta, body []byte) {
 	call := a.call
 	st := &call.st
+	var (
+		hdr   map[string]string
+		code  int64
+		coded bool
+	)
+	if len(meta) > 0 {
+		var err error
+		if hdr, code, coded, err = parseResponseMeta(meta); err != nil {
+			a.report(nil, nil)
+			if st.finished.CompareAndSwap(false, true) {
+				st.done(a, callError(call.ServiceMethod, a.addr, fmt.Errorf("response metadata: %w", err)))
+			}
+			return
+		}
+	}
 	if status != wire.StatusOK {
-		err := statusError(status, string(body))
+		var err error
+		if coded && status == wire.StatusServerError {
+			err = codedError(code, string(body))
+		} else {
+			err = statusError(status, string(body))
+		}
 		if status == wire.StatusShuttingDown || status == wire.StatusOverloaded {
 			// The call did not run: safe to try another instance.
 			st.attemptFailed(a, err, false)
@@ -90,6 +122,7 @@ func (a *attempt) completed(status wire.Status, body []byte) {
 			a.report(err, nil)
 		}
 		if st.finished.CompareAndSwap(false, true) {
+			call.ResponseHeader = hdr
 			st.done(a, err)
 		}
 		return
@@ -98,6 +131,7 @@ func (a *attempt) completed(status wire.Status, body []byte) {
 		a.report(nil, nil)
 		return // a hedge or the timer won
 	}
+	call.ResponseHeader = hdr
 	var err error
 	if call.Reply != nil {
 		if derr := st.client.opts.codec.Unmarshal(body, call.Reply); derr != nil {
@@ -504,6 +538,10 @@ func statusError(status wire.Status, msg string) error {
 		return wrapMsg(ErrServerShuttingDown, msg)
 	case wire.StatusInternalError:
 		return wrapMsg(ErrInternal, msg)
+	case wire.StatusUnauthenticated:
+		return wrapMsg(ErrUnauthenticated, msg)
+	case wire.StatusPermissionDenied:
+		return wrapMsg(ErrPermissionDenied, msg)
 	}
 	return fmt.Errorf("rpc: unknown response status %d: %s", status, msg)
 }

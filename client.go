@@ -43,6 +43,9 @@ type Client struct {
 	// opens connections; tests replace them.
 	now  func() time.Time
 	dial func(ctx context.Context, addr string) (net.Conn, error)
+
+	// chain runs the interceptors around a call; nil without interceptors.
+	chain Invoker
 }
 
 // Dial returns a client of the server at addr. Connections are made as
@@ -94,6 +97,7 @@ func newClient(network, addr string, opts []ClientOption) (*Client, error) {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.now = time.Now
 	c.dial = c.dialer
+	c.chain = chainClient(o.interceptors, c.invoke)
 	if addr != "" {
 		c.staticPool = c.pool(addr)
 	}
@@ -110,6 +114,14 @@ func (c *Client) Call(serviceMethod string, args, reply any, opts ...CallOption)
 // ctx's error (a deadline also matches ErrTimeout) and the server is told to
 // cancel the handler.
 func (c *Client) CallContext(ctx context.Context, serviceMethod string, args, reply any, opts ...CallOption) error {
+	if c.chain != nil {
+		call := c.newCall(serviceMethod, args, reply, nil, opts)
+		err := c.intercept(ctx, call)
+		if p := call.st.opts.respHeader; p != nil {
+			*p = call.ResponseHeader
+		}
+		return err
+	}
 	done := doneChanPool.Get().(chan *Call)
 	call := c.newCall(serviceMethod, args, reply, done, opts)
 	if err := ctx.Err(); err != nil {
@@ -130,6 +142,9 @@ func (c *Client) CallContext(ctx context.Context, serviceMethod string, args, re
 	// A call is delivered exactly once, and that happened: nobody else
 	// sends on done, so it can serve another call.
 	doneChanPool.Put(done)
+	if p := call.st.opts.respHeader; p != nil {
+		*p = call.ResponseHeader
+	}
 	return call.Error
 }
 
@@ -160,6 +175,10 @@ func (c *Client) Go(serviceMethod string, args, reply any, done chan *Call, opts
 		return call
 	}
 	call := c.newCall(serviceMethod, args, reply, done, opts)
+	if c.chain != nil {
+		c.interceptAsync(call)
+		return call
+	}
 	c.start(context.Background(), call)
 	return call
 }
@@ -171,6 +190,10 @@ func (c *Client) Go(serviceMethod string, args, reply any, done chan *Call, opts
 func (c *Client) Callback(serviceMethod string, args, reply any, fn func(*Call), opts ...CallOption) {
 	call := c.newCall(serviceMethod, args, reply, nil, opts)
 	call.st.callback = fn
+	if c.chain != nil {
+		c.interceptAsync(call)
+		return
+	}
 	c.start(context.Background(), call)
 }
 
@@ -185,6 +208,9 @@ func (c *Client) Oneway(serviceMethod string, args any, opts ...CallOption) erro
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, call.st.deadline)
 		defer cancel()
+	}
+	if c.chain != nil {
+		return c.intercept(ctx, call)
 	}
 	c.start(ctx, call)
 	<-call.Done
@@ -262,14 +288,17 @@ func (c *Client) encode(st *callState) (*[]byte, wire.Header, error) {
 		buf = wire.AppendTimeout(buf, time.Until(st.deadline))
 	}
 	var err error
-	for _, kv := range st.opts.meta {
-		if strings.HasPrefix(kv.key, ":") {
-			err = fmt.Errorf("header key %q: keys starting with ':' are reserved", kv.key)
-		} else {
-			buf, err = wire.AppendMeta(buf, kv.key, []byte(kv.val))
+	if call.Header != nil {
+		for k, v := range call.Header {
+			if buf, err = appendHeader(buf, k, v); err != nil {
+				break
+			}
 		}
-		if err != nil {
-			break
+	} else {
+		for _, kv := range st.opts.meta {
+			if buf, err = appendHeader(buf, kv.key, kv.val); err != nil {
+				break
+			}
 		}
 	}
 	bodyStart := len(buf)
@@ -298,6 +327,14 @@ func (c *Client) encode(st *callState) (*[]byte, wire.Header, error) {
 		MetaLen:   uint32(bodyStart - metaStart),
 		BodyLen:   uint32(len(buf) - bodyStart),
 	}, nil
+}
+
+// appendHeader appends one request header, refusing reserved keys.
+func appendHeader(buf []byte, key, val string) ([]byte, error) {
+	if strings.HasPrefix(key, ":") {
+		return buf, fmt.Errorf("header key %q: keys starting with ':' are reserved", key)
+	}
+	return wire.AppendMeta(buf, key, []byte(val))
 }
 
 // send encodes the call and writes it on cc for attempt a. An error means
@@ -369,6 +406,10 @@ func (c *Client) writeRequest(ctx context.Context, st *callState, a *attempt, cc
 
 // deliver hands a finished call to its owner: Done channel or callback.
 func (c *Client) deliver(call *Call) {
+	if w := call.st.wait; w != nil {
+		w <- call // the interceptor chain's, with room for it
+		return
+	}
 	if fn := call.st.callback; fn != nil {
 		// On a goroutine of its own, never the reader's or a timer's; Close
 		// does not wait for it (it may be the caller of Close).

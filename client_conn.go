@@ -118,7 +118,7 @@ func (cc *clientConn) read() error {
 					a.failed(err, true)
 					return err
 				}
-				a.completed(h.Status, body[int(h.MethodLen)+int(h.MetaLen):])
+				a.completed(h.Status, body[int(h.MethodLen):int(h.MethodLen)+int(h.MetaLen)], body[int(h.MethodLen)+int(h.MetaLen):])
 				cc.br.Discard(n)
 				if cc.draining.Load() {
 					cc.closeIfIdle()
@@ -131,7 +131,7 @@ func (cc *clientConn) read() error {
 				a.failed(err, true)
 				return err
 			}
-			a.completed(h.Status, (*bp)[int(h.MethodLen)+int(h.MetaLen):])
+			a.completed(h.Status, (*bp)[int(h.MethodLen):int(h.MethodLen)+int(h.MetaLen)], (*bp)[int(h.MethodLen)+int(h.MetaLen):])
 			putBuf(bp)
 			if cc.draining.Load() {
 				cc.closeIfIdle()

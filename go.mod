@@ -1,12 +1,13 @@
 module github.com/seedrpc/rpc
 
-go 1.24
+go 1.24.0
 
 require (
 	github.com/klauspost/compress v1.19.2
 	github.com/redis/go-redis/v9 v9.22.0
 	github.com/vmihailenco/msgpack/v5 v5.4.1
 	go.uber.org/goleak v1.3.0
+	golang.org/x/time v0.14.0
 )
 
 require (

@@ -42,6 +42,7 @@ type serverOptions struct {
 	instance        registry.Instance // Service unused
 	drainGrace      time.Duration
 	registerTimeout time.Duration
+	interceptors    []ServerInterceptor // outermost first
 }
 
 func defaultServerOptions() serverOptions {
@@ -74,6 +75,8 @@ type clientOptions struct {
 	ejectAfter  int
 	ejectFor    time.Duration
 	call        callOptions // defaults for every call
+	// interceptors wrap every call, outermost first.
+	interceptors []ClientInterceptor
 }
 
 func defaultClientOptions() clientOptions {
@@ -97,6 +100,8 @@ type callOptions struct {
 	hedge   time.Duration
 	filter  map[string]string
 	meta    []metaPair
+	// respHeader receives the response headers of a sync call.
+	respHeader *map[string]string
 }
 
 type metaPair struct{ key, val string }
@@ -319,7 +324,7 @@ func WithFilter(key, val string) CallOption {
 }
 
 // WithHeader sends a metadata key/value with the call; the handler reads it
-// with HeaderFromContext.
+// with HeaderFromContext, a server interceptor in Request.Header.
 func WithHeader(key, val string) CallOption {
 	return callOption(func(o *callOptions) {
 		o.meta = append(o.meta[:len(o.meta):len(o.meta)], metaPair{key, val})

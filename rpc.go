@@ -20,9 +20,16 @@
 //	cli.Callback("Calc.Add", args, &sum, func(c *rpc.Call) {})
 //	err = cli.Oneway("Log.Write", entry)   // no reply
 //
-// A handler's own error arrives as ServerError. Framework failures are
-// sentinels matched with errors.Is: ErrTimeout, ErrShutdown, ErrNoService,
-// ErrNoMethod, ErrNoInstances, ErrBadRequest, ErrOverloaded, ErrServerClosed.
+// A handler's own error arrives as ServerError, or as *Error with its code
+// when built by Errorf. Framework failures are sentinels matched with
+// errors.Is: ErrTimeout, ErrShutdown, ErrNoService, ErrNoMethod,
+// ErrNoInstances, ErrBadRequest, ErrOverloaded, ErrServerClosed, and the
+// refusals ErrUnauthenticated and ErrPermissionDenied.
+//
+// WithServerInterceptor and WithClientInterceptor wrap every call on either
+// side (server interceptors before the args are decoded); SetHeader and
+// WithResponseHeader carry response headers. The middleware package builds
+// auth, access control, rate limits and logging on them.
 package rpc
 
 import (

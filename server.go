@@ -29,6 +29,8 @@ type Server struct {
 	// baseCtx is the parent of every handler's ctx; cancelled by Close.
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
+	// chain runs the interceptors around a call; nil without interceptors.
+	chain Handler
 
 	mu sync.Mutex // guards the fields below and service registration
 	// listeners being served.
@@ -59,6 +61,7 @@ func NewServer(opts ...ServerOption) *Server {
 		conns:     make(map[*serverConn]struct{}),
 	}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
+	s.chain = chainServer(o.interceptors, callMethod)
 	s.workers.init()
 	empty := map[string]*service{}
 	s.services.Store(&empty)

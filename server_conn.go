@@ -3,6 +3,7 @@ package rpc
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -51,6 +52,10 @@ type serverConn struct {
 
 	handlers  sync.WaitGroup
 	closeOnce sync.Once
+
+	// tls is the connection's TLS state for Request.TLS, read once.
+	tlsOnce sync.Once
+	tls     *tls.ConnectionState
 }
 
 func newServerConn(s *Server, nc net.Conn) *serverConn {
@@ -162,7 +167,8 @@ func (c *serverConn) dispatch(h *wire.Header, bp *[]byte) bool {
 		}
 		return true
 	}
-	sc := &serverCall{conn: c, seq: h.Seq, codecID: h.Codec, oneway: oneway, method: method, body: body, bp: bp}
+	sc, job := c.newCall()
+	sc.conn, sc.seq, sc.codecID, sc.oneway, sc.method, sc.body, sc.bp = c, h.Seq, h.Codec, oneway, method, body, bp
 	sc.ctx.Context = c.srv.baseCtx
 	ctx := &sc.ctx
 	expired := false
@@ -229,7 +235,7 @@ func (c *serverConn) dispatch(h *wire.Header, bp *[]byte) bool {
 	c.running.Add(1)
 	c.handlers.Add(1)
 	sc.track = track
-	c.srv.workers.run(sc)
+	c.srv.workers.run(job)
 	return true
 }
 
@@ -248,7 +254,14 @@ type serverCall struct {
 
 // serve runs the call on a worker goroutine.
 func (sc *serverCall) serve() {
-	sc.conn.handle(sc.seq, sc.codecID, sc.oneway, sc.track, sc.method, sc.body, sc.bp, &sc.ctx)
+	c := sc.conn
+	defer c.finish(sc)
+	status, rv, name, err := c.invoke(&sc.ctx, sc.codecID, sc.method, sc.body, sc.bp)
+	var reply any
+	if status == wire.StatusOK {
+		reply = rv.Interface()
+	}
+	c.respond(sc, status, reply, name, err)
 }
 
 // acquire takes a handler slot, waiting while the connection is at its cap.
@@ -273,22 +286,25 @@ func (c *serverConn) acquire() {
 	}
 }
 
-// handle runs one call and writes its response.
-func (c *serverConn) handle(seq uint64, codecID byte, oneway, track bool, method, body []byte, bp *[]byte, ctx *callContext) {
-	defer func() {
-		ctx.release()
-		if track {
-			c.mu.Lock()
-			delete(c.calls, seq)
-			c.mu.Unlock()
-		}
-		c.srv.running.Add(-1)
-		c.running.Add(-1)
-		<-c.sem
-		c.handlers.Done()
-	}()
-	status, reply, name, err := c.invoke(ctx, codecID, method, body, bp)
-	if oneway {
+// finish releases what a call held once it has been answered.
+func (c *serverConn) finish(sc *serverCall) {
+	sc.ctx.release()
+	if sc.track {
+		c.mu.Lock()
+		delete(c.calls, sc.seq)
+		c.mu.Unlock()
+	}
+	c.srv.running.Add(-1)
+	c.running.Add(-1)
+	<-c.sem
+	c.handlers.Done()
+}
+
+// respond writes the response of a call that ended with status, reply
+// (status OK) or err, and the response headers set with SetHeader.
+func (c *serverConn) respond(sc *serverCall, status wire.Status, reply any, name string, err error) {
+	ctx := &sc.ctx
+	if sc.oneway {
 		if err != nil {
 			c.srv.opts.logger.Info("rpc: oneway call failed", "remote", c.nc.RemoteAddr(), "err", err)
 		}
@@ -298,23 +314,32 @@ func (c *serverConn) handle(seq uint64, codecID byte, oneway, track bool, method
 		return // the caller gave up; nobody waits for the reply
 	}
 	if status != wire.StatusOK {
-		c.writeError(seq, status, err.Error())
+		msg, code := errorMessage(status, err)
+		if status == wire.StatusUnauthenticated || status == wire.StatusPermissionDenied {
+			c.srv.opts.logger.Debug("rpc: call refused", "method", name, "remote", c.nc.RemoteAddr(), "err", err)
+		}
+		c.writeErrorMeta(sc.seq, status, msg, ctx.takeResponseHeader(), code)
 		return
 	}
-	cd, _ := codec.ByID(codecID)
+	cd, _ := codec.ByID(sc.codecID)
 	rb := getBuf(wire.HeaderSize)
 	defer putBuf(rb)
-	out, err := cd.AppendMarshal(*rb, reply.Interface())
+	out := *rb
+	if hdrs := ctx.takeResponseHeader(); len(hdrs) > 0 {
+		out = appendResponseMeta(out, hdrs, nil)
+	}
+	metaLen := len(out) - wire.HeaderSize
+	out, err = cd.AppendMarshal(out, reply)
 	*rb = out[:0]
 	if err != nil {
-		c.writeError(seq, wire.StatusServerError, fmt.Sprintf("rpc: %s: encoding reply: %v", name, err))
+		c.writeError(sc.seq, wire.StatusServerError, fmt.Sprintf("rpc: %s: encoding reply: %v", name, err))
 		return
 	}
 	if len(out)-wire.HeaderSize > c.srv.opts.maxFrame {
-		c.writeError(seq, wire.StatusServerError, fmt.Sprintf("rpc: %s: reply of %d bytes exceeds the frame limit %d", name, len(out)-wire.HeaderSize, c.srv.opts.maxFrame))
+		c.writeError(sc.seq, wire.StatusServerError, fmt.Sprintf("rpc: %s: reply of %d bytes exceeds the frame limit %d", name, len(out)-wire.HeaderSize, c.srv.opts.maxFrame))
 		return
 	}
-	hdr := wire.Header{Type: wire.TypeResponse, Codec: codecID, Seq: seq, BodyLen: uint32(len(out) - wire.HeaderSize)}
+	hdr := wire.Header{Type: wire.TypeResponse, Codec: sc.codecID, Seq: sc.seq, MetaLen: uint32(metaLen), BodyLen: uint32(len(out) - wire.HeaderSize - metaLen)}
 	wire.PutHeader(out, &hdr)
 	_ = c.w.Write(context.Background(), out, false) // a failed write closes the conn; nothing else to do
 }
@@ -323,22 +348,12 @@ func (c *serverConn) handle(seq uint64, codecID byte, oneway, track bool, method
 // or the status and error to answer with. It releases bp once the args are
 // decoded, so method must not be used after it returns.
 func (c *serverConn) invoke(ctx *callContext, codecID byte, method, body []byte, bp *[]byte) (status wire.Status, reply reflect.Value, name string, err error) {
-	m, err := c.srv.lookup(method)
-	if err == nil {
-		name = m.fullName
-	}
+	m, cd, status, err := c.resolve(method, codecID)
 	if err != nil {
 		putBuf(bp)
-		if errors.Is(err, ErrNoService) {
-			return wire.StatusNoService, reply, name, err
-		}
-		return wire.StatusNoMethod, reply, name, err
+		return status, reply, name, err
 	}
-	cd, ok := codec.ByID(codecID)
-	if !ok {
-		putBuf(bp)
-		return wire.StatusBadRequest, reply, name, fmt.Errorf("rpc: %s: unknown codec id %d", m.fullName, codecID)
-	}
+	name = m.fullName
 	argp, replyp := m.newValues()
 	err = cd.Unmarshal(body, argp.Interface())
 	putBuf(bp)
@@ -353,25 +368,52 @@ func (c *serverConn) invoke(ctx *callContext, codecID byte, method, body []byte,
 		}
 	}()
 	if err := m.call(ctx, argp, reply); err != nil {
-		if ctx.hasDeadline && errors.Is(err, context.DeadlineExceeded) {
-			return wire.StatusTimeout, reply, name, err
-		}
-		return wire.StatusServerError, reply, name, err
+		return errorStatus(ctx, err, true), reply, name, err
 	}
 	return wire.StatusOK, reply, name, nil
 }
 
+// resolve finds the method named method and the codec of codecID, or
+// returns the status and error to answer with.
+func (c *serverConn) resolve(method []byte, codecID byte) (*methodType, codec.Codec, wire.Status, error) {
+	m, err := c.srv.lookup(method)
+	if err != nil {
+		if errors.Is(err, ErrNoService) {
+			return nil, nil, wire.StatusNoService, err
+		}
+		return nil, nil, wire.StatusNoMethod, err
+	}
+	cd, ok := codec.ByID(codecID)
+	if !ok {
+		return nil, nil, wire.StatusBadRequest, fmt.Errorf("rpc: %s: unknown codec id %d", m.fullName, codecID)
+	}
+	return m, cd, wire.StatusOK, nil
+}
+
 // writeError answers request seq with status and message msg.
 func (c *serverConn) writeError(seq uint64, status wire.Status, msg string) {
+	c.writeErrorMeta(seq, status, msg, nil, nil)
+}
+
+// writeErrorMeta is writeError with response headers and the code of a
+// coded error (nil: none) as metadata. Headers that would take the frame
+// over the limit are left out.
+func (c *serverConn) writeErrorMeta(seq uint64, status wire.Status, msg string, hdrs []metaPair, code *Error) {
 	if len(msg) > 64<<10 {
 		msg = msg[:64<<10]
 	}
-	bp := getBuf(wire.HeaderSize + len(msg))
+	bp := getBuf(wire.HeaderSize)
 	defer putBuf(bp)
-	hdr := wire.Header{Type: wire.TypeResponse, Status: status, Seq: seq, BodyLen: uint32(len(msg))}
-	wire.PutHeader(*bp, &hdr)
-	copy((*bp)[wire.HeaderSize:], msg)
-	_ = c.w.Write(context.Background(), *bp, false)
+	buf := appendResponseMeta(*bp, hdrs, code)
+	if len(buf)+len(msg)-wire.HeaderSize > c.srv.opts.maxFrame {
+		buf = appendResponseMeta((*bp)[:wire.HeaderSize], nil, code)
+	}
+	metaLen := len(buf) - wire.HeaderSize
+	buf = append(buf, msg...)
+	*bp = buf[:0]
+	hdr := wire.Header{Type: wire.TypeResponse, Status: status, Seq: seq, MetaLen: uint32(metaLen), BodyLen: uint32(len(msg))}
+	wire.PutHeader(buf, &hdr)
+	_ = c.w.Write(context.Background(), buf, false)
 }
 
 // startDrain tells the client to send no new calls here.

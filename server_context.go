@@ -14,13 +14,17 @@ type callContext struct {
 
 	deadline    time.Time
 	hasDeadline bool
+	respSent    bool // SetHeader is too late; guarded by mu
 	header      map[string]string
 
-	mu sync.Mutex // guards done, err, timer
+	mu sync.Mutex // guards done, err, timer, resp, and respSent above
 	// done is made on the first Done call.
 	done  chan struct{}
 	err   error
 	timer *time.Timer
+	// resp holds the response headers set with SetHeader, made on the
+	// first (a pointer, to keep every call's context small).
+	resp *[]metaPair
 }
 
 type headerKey struct{}
@@ -68,8 +72,11 @@ func (c *callContext) Err() error {
 }
 
 func (c *callContext) Value(key any) any {
-	if _, ok := key.(headerKey); ok {
+	switch key.(type) {
+	case headerKey:
 		return c.header
+	case respHeaderKey:
+		return c
 	}
 	return c.Context.Value(key)
 }

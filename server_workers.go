@@ -17,19 +17,19 @@ const workerIdle = 250 * time.Millisecond
 // grown stack. Calls never wait for a worker: with none idle, a new
 // goroutine starts and joins the pool when it is done.
 type workerPool struct {
-	work chan *serverCall // unbuffered: a send succeeds only to an idle worker
-	quit chan struct{}    // closed by stop
+	work chan servable // unbuffered: a send succeeds only to an idle worker
+	quit chan struct{} // closed by stop
 	wg   sync.WaitGroup
 	once sync.Once
 }
 
 func (p *workerPool) init() {
-	p.work = make(chan *serverCall)
+	p.work = make(chan servable)
 	p.quit = make(chan struct{})
 }
 
 // run hands sc to an idle worker or starts a new one.
-func (p *workerPool) run(sc *serverCall) {
+func (p *workerPool) run(sc servable) {
 	select {
 	case p.work <- sc:
 	default:
@@ -38,7 +38,7 @@ func (p *workerPool) run(sc *serverCall) {
 	}
 }
 
-func (p *workerPool) worker(sc *serverCall) {
+func (p *workerPool) worker(sc servable) {
 	defer p.wg.Done()
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()

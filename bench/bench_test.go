@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 func TestHarnessSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for _, sys := range systems() {
+	for _, sys := range append(systems(), extraSystems()...) {
 		t.Run(sys.name, func(t *testing.T) {
 			modes := []bool{false}
 			if sys.name == "rawtcp" || sys.name == "rawmux" {

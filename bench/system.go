@@ -58,13 +58,21 @@ func systems() []system {
 	}
 }
 
+// extraSystems are variants run only when named in -systems.
+func extraSystems() []system {
+	return []system{
+		seedrpcInterceptedSystem(),
+	}
+}
+
 // lookupSystems resolves a comma-separated list of names ("" or "all" means
-// every system).
+// every system but the extra ones).
 func lookupSystems(list string) ([]system, error) {
 	all := systems()
 	if list == "" || list == "all" {
 		return all, nil
 	}
+	all = append(all, extraSystems()...)
 	byName := make(map[string]system, len(all))
 	names := make([]string, 0, len(all))
 	for _, s := range all {

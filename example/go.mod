@@ -1,6 +1,6 @@
 module github.com/seedrpc/rpc/example
 
-go 1.24
+go 1.24.0
 
 replace github.com/seedrpc/rpc => ../
 

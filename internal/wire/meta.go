@@ -10,13 +10,18 @@ import (
 //
 //	keylen u8 | key (keylen bytes, 1..255) | vallen u16 BE | value (vallen bytes)
 //
-// Keys starting with ':' are reserved for the protocol; the only one defined
-// is MetaTimeout.
+// Keys starting with ':' are reserved for the protocol: MetaTimeout in
+// requests, MetaCode in responses.
 
 // MetaTimeout is the reserved key that carries a request's remaining time
 // budget: 8 bytes, big-endian nanoseconds. The server derives the handler's
 // deadline from its own clock, so the peers' clocks need not agree.
 const MetaTimeout = ":timeout"
+
+// MetaCode is the reserved response key that carries the code of a coded
+// application error (status 1): 8 bytes, a big-endian two's-complement
+// int64. The body holds the error's message, as for any status-1 response.
+const MetaCode = ":code"
 
 // MaxMetaValueLen is the longest metadata value.
 const MaxMetaValueLen = 1<<16 - 1
@@ -70,6 +75,22 @@ func ParseMeta(meta []byte, fn func(key, val []byte) error) error {
 		off += vl
 	}
 	return nil
+}
+
+// AppendCode appends the MetaCode entry for code.
+func AppendCode(dst []byte, code int64) []byte {
+	dst = append(dst, byte(len(MetaCode)))
+	dst = append(dst, MetaCode...)
+	dst = binary.BigEndian.AppendUint16(dst, 8)
+	return binary.BigEndian.AppendUint64(dst, uint64(code))
+}
+
+// ParseCode decodes a MetaCode value.
+func ParseCode(val []byte) (int64, error) {
+	if len(val) != 8 {
+		return 0, fmt.Errorf("%w: %s value of %d bytes, want 8", ErrMalformed, MetaCode, len(val))
+	}
+	return int64(binary.BigEndian.Uint64(val)), nil
 }
 
 // ParseTimeout decodes a MetaTimeout value.

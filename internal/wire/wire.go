@@ -87,6 +87,11 @@ const (
 	StatusTimeout       Status = 6 // the deadline passed before the handler finished
 	StatusShuttingDown  Status = 7 // the server is draining and refuses new calls
 	StatusInternalError Status = 8 // the handler panicked
+
+	// Governance refusals (issue 10): the body is a fixed text that says
+	// no more than the status; the server logs the reason.
+	StatusUnauthenticated  Status = 30 // the caller's credentials are missing or invalid
+	StatusPermissionDenied Status = 31 // the caller may not make this call
 )
 
 // Errors returned by ParseHeader and ParseMeta.
