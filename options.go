@@ -42,6 +42,7 @@ type serverOptions struct {
 	instance        registry.Instance // Service unused
 	drainGrace      time.Duration
 	registerTimeout time.Duration
+	noIntrospection bool // WithIntrospection(false)
 }
 
 func defaultServerOptions() serverOptions {

@@ -334,6 +334,7 @@ func (c *serverConn) invoke(ctx *callContext, codecID byte, method, body []byte,
 		}
 		return wire.StatusNoMethod, reply, name, err
 	}
+	defer m.stats.record(time.Now(), &status)
 	cd, ok := codec.ByID(codecID)
 	if !ok {
 		putBuf(bp)
