@@ -36,6 +36,7 @@ h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
 table { border-collapse: collapse; margin: .5em 0; }
 th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
+caption { text-align: left; padding: .2em 0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 code { font-size: 12px; color: #444; }
 .bad { color: #b00; font-weight: bold; } .good { color: #080; }
