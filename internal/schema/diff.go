@@ -31,15 +31,15 @@ func (m Mismatch) Explain() string {
 // Compare is Diff returning what differs as well as where.
 func Compare(a, b *Shape) Mismatch {
 	d := differ{
-		ra:   index(a),
-		rb:   index(b),
+		ra:   Index(a),
+		rb:   Index(b),
 		seen: make(map[[2]*Shape]bool),
 	}
 	return d.diff(a, b, Root)
 }
 
 type differ struct {
-	ra, rb map[string]*Shape // the paths Refs of each side can name
+	ra, rb Refs // the shapes Refs of each side can name
 	// seen holds the pairs being compared, so that comparing recursive
 	// shapes ends: a pair met again inside itself matches.
 	seen map[[2]*Shape]bool
@@ -122,7 +122,7 @@ func (d *differ) tuple(a, b *Shape, path string) Mismatch {
 // resolve strips optional markers and follows Refs (at most a few hops: a
 // Ref never names another Ref, but a malformed shape from the network
 // might).
-func resolve(s *Shape, refs map[string]*Shape) *Shape {
+func resolve(s *Shape, refs Refs) *Shape {
 	for range 64 {
 		switch {
 		case s == nil:
@@ -151,10 +151,13 @@ func brief(s *Shape) string {
 	return str
 }
 
-// index maps the path of every shape under root to it, as Refs name them
-// (optional markers take no path of their own).
-func index(root *Shape) map[string]*Shape {
-	m := make(map[string]*Shape)
+// Refs maps the paths of the shapes in one tree to them, as Ref shapes
+// name them (an optional marker takes no path of its own).
+type Refs map[string]*Shape
+
+// Index returns the Refs of the tree under root.
+func Index(root *Shape) Refs {
+	m := make(Refs)
 	var walk func(s *Shape, path string, depth int)
 	walk = func(s *Shape, path string, depth int) {
 		for s != nil && s.Kind == Optional {
@@ -180,4 +183,23 @@ func index(root *Shape) map[string]*Shape {
 	}
 	walk(root, Root, 0)
 	return m
+}
+
+// Follow returns the shape s stands for: s itself unless it is a Ref, and
+// Any for a nil shape or a Ref to nothing.
+func (r Refs) Follow(s *Shape) *Shape {
+	for range 64 {
+		switch {
+		case s == nil:
+			return &Shape{Kind: Any}
+		case s.Kind != Ref:
+			return s
+		}
+		t, ok := r[s.Ref]
+		if !ok {
+			return &Shape{Kind: Any}
+		}
+		s = t
+	}
+	return &Shape{Kind: Any}
 }
