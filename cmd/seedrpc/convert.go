@@ -391,6 +391,7 @@ func (c converter) to(dec *msgpack.Decoder, s *schema.Shape, depth int) (any, er
 			}
 			out = append(out, member{keyString(k), v})
 		}
+		sortMembers(out) // Go writes maps in random order
 		return out, nil
 	case schema.Struct:
 		return c.toStruct(dec, s, depth)
@@ -475,14 +476,14 @@ func jsonOf(v any) any {
 		for k, e := range x {
 			out = append(out, member{keyString(jsonOf(k)), jsonOf(e)})
 		}
-		slices.SortFunc(out, func(a, b member) int { return strings.Compare(a.key, b.key) })
+		sortMembers(out)
 		return out
 	case map[string]any:
 		out := make(object, 0, len(x))
 		for k, e := range x {
 			out = append(out, member{k, jsonOf(e)})
 		}
-		slices.SortFunc(out, func(a, b member) int { return strings.Compare(a.key, b.key) })
+		sortMembers(out)
 		return out
 	case nil, bool, string:
 		return x
@@ -510,6 +511,10 @@ func keyString(k any) string {
 		return "null"
 	}
 	return fmt.Sprint(k)
+}
+
+func sortMembers(o object) {
+	slices.SortStableFunc(o, func(a, b member) int { return strings.Compare(a.key, b.key) })
 }
 
 // object is a JSON object whose members keep their order.

@@ -25,6 +25,12 @@ func addRedisFlags(fs *flag.FlagSet) *redisFlags {
 	return rf
 }
 
+// quietLogger drops go-redis's own logging (retried dials and the like):
+// the command reports the errors it gets.
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
 // registryConn is an open Redis client and the registry over it.
 type registryConn struct {
 	rdb    redis.UniversalClient
