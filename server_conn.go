@@ -334,7 +334,7 @@ func (c *serverConn) invoke(ctx *callContext, codecID byte, method, body []byte,
 		}
 		return wire.StatusNoMethod, reply, name, err
 	}
-	defer m.stats.record(time.Now(), &status)
+	defer m.stats.record(monoNow(), &status)
 	cd, ok := codec.ByID(codecID)
 	if !ok {
 		putBuf(bp)
