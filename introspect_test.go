@@ -114,9 +114,10 @@ func TestReservedNotAnnounced(t *testing.T) {
 	addr := startServer(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
 	defer cancel()
-	if insts, err := reg.Lookup(ctx, "Calc"); err != nil || len(insts) != 1 || insts[0].Addr != addr {
-		t.Errorf("Lookup(Calc) = %v, %v; want the one instance at %s", insts, err, addr)
-	}
+	waitFor(t, "Calc announced", func() bool { // Serve announces before it accepts
+		insts, err := reg.Lookup(ctx, "Calc")
+		return err == nil && len(insts) == 1 && insts[0].Addr == addr
+	})
 	if insts, err := reg.Lookup(ctx, schema.ServiceName); err != nil || len(insts) != 0 {
 		t.Errorf("Lookup(%s) = %v, %v; want none", schema.ServiceName, insts, err)
 	}
