@@ -105,10 +105,11 @@ type debugInstance struct {
 }
 
 // heartbeatReporter is implemented by registries that can tell when an
-// instance's heartbeat last succeeded and how the latest one failed; the
-// debug page shows it when the server's registry does.
+// instance's heartbeat last succeeded (zero if never) and the error of the
+// latest one if it failed; the debug page shows it when the server's
+// registry does.
 type heartbeatReporter interface {
-	LastHeartbeat(service, addr string) (ok time.Time, err error)
+	LastHeartbeat(service, addr string) (succeeded time.Time, err error)
 }
 
 func (s *Server) debugInfo(ctx context.Context) *debugInfo {

@@ -17,7 +17,9 @@
 //	$ seedrpc call -addr 127.0.0.1:9000 Calc.Add '{"A":2,"B":3}'
 //	5
 //
-// JSON args are read from stdin when given as "-". Exit status: 0 on
+// JSON args are read from stdin when given as "-"; flags may come before
+// or after the arguments, and "--" ends them (for JSON such as -5). Exit
+// status: 0 on
 // success, 1 when the call or the lookup failed (the error is on stderr),
 // 2 for a usage error or args that do not fit the method.
 //
