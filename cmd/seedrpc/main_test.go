@@ -256,6 +256,7 @@ func TestCall(t *testing.T) {
 		{"stdin", `{"a": 40, "b": 2}`, []string{"call", "-addr", addr, "Calc.Add", "-"}, 0, "42\n", ""},
 		{"float reply", "", []string{"call", "-addr", addr, "Calc.Div", `{"A":3,"B":2}`}, 0, "1.5\n", ""},
 		{"integral float accepted", "", []string{"call", "-addr", addr, "Calc.Add", `{"A":2e3,"B":1.0}`}, 0, "2001\n", ""},
+		{"-- before JSON starting with -", "", []string{"call", "-addr", addr, "Calc.Sleep", "--", "-1"}, 0, "0\n", ""},
 		{"null args", "", []string{"call", "-addr", addr, "Calc.Add", `null`}, 0, "0\n", ""},
 		{"header", "", []string{"call", "-addr", addr, "-H", "trace=abc-123", "-H", "x=y", "Calc.Header", `"trace"`}, 0, "\"abc-123\"\n", ""},
 		{"remote error", "", []string{"call", "-addr", addr, "Calc.Div", `{"A":1,"B":0}`}, 1, "", "divide by zero"},
