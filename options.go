@@ -43,6 +43,7 @@ type serverOptions struct {
 	drainGrace      time.Duration
 	registerTimeout time.Duration
 	interceptors    []ServerInterceptor // outermost first
+	noIntrospection bool                // WithIntrospection(false)
 }
 
 func defaultServerOptions() serverOptions {

@@ -65,6 +65,7 @@ func NewServer(opts ...ServerOption) *Server {
 	s.workers.init()
 	empty := map[string]*service{}
 	s.services.Store(&empty)
+	s.registerIntrospection()
 	return s
 }
 
@@ -78,6 +79,9 @@ func (s *Server) Register(rcvr any) error { return s.register("", rcvr, false) }
 func (s *Server) RegisterName(name string, rcvr any) error {
 	if name == "" {
 		return errors.New("rpc: RegisterName with an empty name")
+	}
+	if isReserved(name) {
+		return fmt.Errorf("rpc: service name %q is reserved", name)
 	}
 	return s.register(name, rcvr, true)
 }
@@ -217,6 +221,9 @@ func (s *Server) announce(addr net.Addr) error {
 	ctx, cancel := context.WithTimeout(s.baseCtx, s.opts.registerTimeout)
 	defer cancel()
 	for name := range *s.services.Load() {
+		if isReserved(name) {
+			continue
+		}
 		inst := s.opts.instance
 		inst.Service, inst.Addr = name, adv
 		if err := s.opts.registry.Register(ctx, inst); err != nil {

@@ -353,6 +353,7 @@ func (c *serverConn) invoke(ctx *callContext, codecID byte, method, body []byte,
 		putBuf(bp)
 		return status, reply, name, err
 	}
+	defer m.stats.record(monoNow(), &status)
 	name = m.fullName
 	argp, replyp := m.newValues()
 	err = cd.Unmarshal(body, argp.Interface())

@@ -161,6 +161,7 @@ func (c *serverConn) intercept(ic *interceptedCall) (status wire.Status, reply a
 		return status, nil, "", err
 	}
 	ic.m, ic.codec, name = m, cd, m.fullName
+	defer m.stats.record(monoNow(), &status)
 	ic.req = Request{
 		ServiceMethod: m.fullName,
 		Seq:           ic.seq,

@@ -40,6 +40,7 @@ type methodType struct {
 	// directCall.
 	direct    func(rcvr, args, reply unsafe.Pointer) error
 	directCtx func(rcvr unsafe.Pointer, ctx context.Context, args, reply unsafe.Pointer) error
+	stats     *methodStats // for DebugHandler; nil-safe
 }
 
 // newValues returns pointers to a fresh args value, ready to decode into,
@@ -180,6 +181,7 @@ func suitableMethod(sname string, rcvr reflect.Value, m reflect.Method) (*method
 		argType:   argType,
 		argIsPtr:  argType.Kind() == reflect.Pointer,
 		replyType: replyType.Elem(),
+		stats:     new(methodStats),
 	}
 	argElem := argType
 	if mt2.argIsPtr {
