@@ -504,6 +504,8 @@ func statusError(status wire.Status, msg string) error {
 		return wrapMsg(ErrServerShuttingDown, msg)
 	case wire.StatusInternalError:
 		return wrapMsg(ErrInternal, msg)
+	case wire.StatusTooLarge:
+		return wrapMsg(ErrTooLarge, msg)
 	}
 	return fmt.Errorf("rpc: unknown response status %d: %s", status, msg)
 }

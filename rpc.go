@@ -22,7 +22,8 @@
 //
 // A handler's own error arrives as ServerError. Framework failures are
 // sentinels matched with errors.Is: ErrTimeout, ErrShutdown, ErrNoService,
-// ErrNoMethod, ErrNoInstances, ErrBadRequest, ErrOverloaded, ErrServerClosed.
+// ErrNoMethod, ErrNoInstances, ErrBadRequest, ErrOverloaded, ErrTooLarge,
+// ErrServerClosed.
 package rpc
 
 import (
@@ -58,6 +59,11 @@ var (
 	ErrServerShuttingDown = errors.New("rpc: server shutting down")
 	// ErrInternal is returned when the handler panicked.
 	ErrInternal = errors.New("rpc: internal server error")
+	// ErrTooLarge is returned by a call whose request exceeds the client's
+	// or the server's max frame size (WithMaxFrameSize), or whose reply
+	// exceeds the server's or the client's; the handler did not run when the
+	// request was too large. The connection and other calls go on.
+	ErrTooLarge = errors.New("rpc: frame too large")
 )
 
 // timeoutError is ErrTimeout: it also matches context.DeadlineExceeded and
