@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -409,4 +410,77 @@ func TestSlowAndIdleConnsReaped(t *testing.T) {
 	if calls.Load() == 0 {
 		t.Error("the normal client made no call")
 	}
+}
+
+// FuzzServeConnLimits feeds arbitrary bytes, in chunks of any size, to a
+// real server connection whose frame limit and buffer budget are small, so
+// that oversized requests, grown buffers, budget waits and the overdraft
+// are all reached: the server must never panic or hang, and once it is
+// closed every byte it charged to its budget must be back.
+func FuzzServeConnLimits(f *testing.F) {
+	const maxFrame = 32 << 10
+	req := func(typ wire.Type, seq uint64, method string, body []byte) []byte {
+		return requestFrame(typ, seq, 1, method, nil, body)
+	}
+	bin := func(n int) []byte { // msgpack bin32 of n bytes
+		b := []byte{0xc6, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+		return append(b, make([]byte, n)...)
+	}
+	huge := claimFrame(1, "FuzzSvc.Echo", 0)
+	binary.BigEndian.PutUint32(huge[20:], 0xffffffff)
+	seeds := [][]byte{
+		req(wire.TypeRequest, 1, "FuzzSvc.Add", []byte{0x82, 0xa1, 'A', 1, 0xa1, 'B', 2}),
+		req(wire.TypeRequest, 2, "FuzzSvc.Echo", bin(20<<10)),                                                                   // charged, overdrawn
+		append(req(wire.TypeRequest, 3, "FuzzSvc.Echo", bin(40<<10)), req(wire.TypeRequest, 4, "FuzzSvc.Add", []byte{0x80})...), // too large, then a call
+		req(wire.TypeOneway, 5, "FuzzSvc.Echo", bin(40<<10)),                                                                    // oneway too large
+		req(wire.TypeRequest, 6, "FuzzSvc.Echo", bin(70<<10)),                                                                   // over twice the limit
+		append(claimFrame(7, "FuzzSvc.Echo", maxFrame-20), make([]byte, 9<<10)...),                                              // a claim, partly sent
+		append(append(req(wire.TypeRequest, 8, "FuzzSvc.Echo", bin(10<<10)), req(wire.TypeRequest, 9, "FuzzSvc.Echo", bin(12<<10))...), req(wire.TypeRequest, 10, "FuzzSvc.Echo", bin(14<<10))...),
+		huge,
+		[]byte("GET / HTTP/1.1\r\n\r\n"),
+	}
+	for _, s := range seeds {
+		f.Add(s, uint8(255))
+		f.Add(s, uint8(0))
+		f.Add(s, uint8(100))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
+		srv := NewServer(WithMaxFrameSize(maxFrame), WithMaxBufferedBytes(16<<10), WithMaxCalls(0, 4), WithReadTimeout(time.Second))
+		if err := srv.Register(FuzzSvc{}); err != nil {
+			t.Fatal(err)
+		}
+		cc, sc := net.Pipe()
+		srv.ServeConn(sc)
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			io.Copy(io.Discard, cc)
+		}()
+		cc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		for p := data; len(p) > 0; {
+			k := min(len(p), int(chunk)+1)
+			if _, err := cc.Write(p[:k]); err != nil {
+				break // the server closed the connection
+			}
+			p = p[k:]
+		}
+		cc.Close()
+		done := make(chan struct{})
+		go func() {
+			srv.Close()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Server.Close did not return")
+		}
+		<-drained
+		if got := srv.budget.inUse(); got != 0 {
+			t.Fatalf("budget in use after Close = %d, want 0", got)
+		}
+		if srv.budget.overdrawn {
+			t.Fatal("the overdraft was not given back")
+		}
+	})
 }
