@@ -162,7 +162,8 @@ func (cc *clientConn) read() error {
 			}
 			cc.draining.Store(true)
 			_ = cc.w.WriteControl(wire.TypeDraining, 0) // acknowledge: we send no more
-			if h.Status != wire.StatusIdle { // idle: only this connection goes
+			if h.Status != wire.StatusIdle {
+				// Shutting down (idle: only this connection goes).
 				cc.pool.client.onDraining(cc.pool.addr)
 			}
 			cc.closeIfIdle()

@@ -122,6 +122,8 @@ type frameReader struct {
 	deadline time.Time
 	// od is set while this reader holds the budget's overdraft.
 	od bool
+	// hb holds the header being read (a field: a local would escape).
+	hb [wire.HeaderSize]byte
 }
 
 // next waits for a frame and returns its header. It rejects garbage as
@@ -138,11 +140,10 @@ func (fr *frameReader) next() (wire.Header, error) {
 	if err := wire.CheckPrefix(p); err != nil {
 		return wire.Header{}, err
 	}
-	var hb [wire.HeaderSize]byte
-	if err := fr.readFull(hb[:]); err != nil {
+	if err := fr.readFull(fr.hb[:]); err != nil {
 		return wire.Header{}, err
 	}
-	h, err := wire.ParseHeader(hb[:], hardLimit(fr.maxFrame))
+	h, err := wire.ParseHeader(fr.hb[:], hardLimit(fr.maxFrame))
 	if err != nil {
 		return h, err
 	}

@@ -94,7 +94,7 @@ func TestFrameReaderGrowsAsBytesArrive(t *testing.T) {
 // (its connection is not read), a small frame goes on, and the large one
 // completes once bytes are released.
 func TestFrameReaderBackpressure(t *testing.T) {
-	b := newMemBudget(1 << 20) // large frames: 896 KiB
+	b := newMemBudget(1 << 20)  // large frames: 896 KiB
 	stop := make(chan struct{}) // ends waits if the test fails
 	defer close(stop)
 	readFrame := func(n int) (*frameBuf, error) {

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -483,4 +484,40 @@ func FuzzServeConnLimits(f *testing.F) {
 			t.Fatal("the overdraft was not given back")
 		}
 	})
+}
+
+// TestTLSHandshakeTimeout: a connection to a TLS server that never
+// completes its handshake is closed after the read timeout; TLS clients
+// are served meanwhile.
+func TestTLSHandshakeTimeout(t *testing.T) {
+	pki := newTestPKI(t)
+	srvCfg := &tls.Config{Certificates: []tls.Certificate{pki.server}, MinVersion: tls.VersionTLS12}
+	const readTimeout = 200 * time.Millisecond
+	cli, _, srv := newCalcPair(t, []ServerOption{WithTLS(srvCfg), WithReadTimeout(readTimeout)}, WithTLS(&tls.Config{RootCAs: pki.pool}))
+	var sum int
+	if err := cli.Call("Calc.Add", Args{1, 2}, &sum, WithTimeout(5*time.Second)); err != nil || sum != 3 {
+		t.Fatalf("Call over TLS = %d, %v; want 3, nil", sum, err)
+	}
+	srv.mu.Lock()
+	var addr string
+	for c := range srv.conns {
+		addr = c.nc.LocalAddr().String()
+	}
+	srv.mu.Unlock()
+	for _, give := range [][]byte{nil, {0x16, 0x03, 0x01}} { // nothing; the start of a ClientHello
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		nc.Write(give)
+		expectClosed(t, nc, fmt.Sprintf("TLS handshake stalled after % x", give))
+		if d := time.Since(start); d < readTimeout {
+			t.Errorf("stalled TLS handshake closed after %v, before the %v read timeout", d, readTimeout)
+		}
+		nc.Close()
+	}
+	if err := cli.Call("Calc.Add", Args{2, 2}, &sum, WithTimeout(5*time.Second)); err != nil || sum != 4 {
+		t.Fatalf("Call over TLS after stalled handshakes = %d, %v; want 4, nil", sum, err)
+	}
 }
