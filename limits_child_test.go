@@ -53,7 +53,7 @@ func TestLimitsChildServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(WithMaxBufferedBytes(maxBuf))
+	srv := NewServer(WithMaxBufferedBytes(int(maxBuf)))
 	if err := srv.Register(&Calc{}); err != nil {
 		t.Fatal(err)
 	}

@@ -354,16 +354,16 @@ func WithHeader(key, val string) CallOption {
 // connection that needs more stops reading it (its peer feels
 // backpressure) while frames of up to 64 KiB, which may use the last
 // eighth, go on. Zero or less keeps the default.
-func WithMaxBufferedBytes(n int64) Option {
+func WithMaxBufferedBytes(n int) Option {
 	return sharedOption{
 		s: func(o *serverOptions) {
 			if n > 0 {
-				o.maxBuffered = n
+				o.maxBuffered = int64(n)
 			}
 		},
 		c: func(o *clientOptions) {
 			if n > 0 {
-				o.maxBuffered = n
+				o.maxBuffered = int64(n)
 			}
 		},
 	}
