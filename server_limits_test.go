@@ -522,3 +522,49 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 		t.Fatalf("Call over TLS after stalled handshakes = %d, %v; want 4, nil", sum, err)
 	}
 }
+
+// TestClientBudget: replies larger than a client's whole budget, many at
+// once on several connections, all complete (one at a time may overdraw)
+// and give their bytes back.
+func TestClientBudget(t *testing.T) {
+	srv := NewServer()
+	if err := srv.Register(Big{}); err != nil {
+		t.Fatal(err)
+	}
+	cli, _ := serveAndDial(t, srv, WithMaxBufferedBytes(256<<10), WithPoolSize(3))
+	calls := make([]*Call, 12)
+	for i := range calls {
+		calls[i] = cli.Go("Big.Make", 1<<20+i, new([]byte), nil, WithTimeout(defaultTestTimeout))
+	}
+	for i, call := range calls {
+		waitCall(t, call, defaultTestTimeout)
+		if call.Error != nil || len(*call.Reply.(*[]byte)) != 1<<20+i {
+			t.Errorf("Go(Big.Make, %d) = %v", 1<<20+i, call.Error)
+		}
+	}
+	if got := cli.budget.inUse(); got != 0 {
+		t.Errorf("client budget in use after the replies = %d, want 0", got)
+	}
+}
+
+// TestServerBudget: requests larger than the server's whole budget, many at
+// once on several connections, all complete and give their bytes back,
+// while small calls go on.
+func TestServerBudget(t *testing.T) {
+	cli, _, srv := newCalcPair(t, []ServerOption{WithMaxBufferedBytes(256 << 10)}, WithPoolSize(3))
+	calls := make([]*Call, 12)
+	for i := range calls {
+		calls[i] = cli.Go("Calc.Echo", make([]byte, 1<<20+i), new([]byte), nil, WithTimeout(defaultTestTimeout))
+	}
+	var sum int
+	if err := cli.Call("Calc.Add", Args{1, 2}, &sum, WithTimeout(defaultTestTimeout)); err != nil || sum != 3 {
+		t.Errorf("Call(Calc.Add) among large requests = %d, %v", sum, err)
+	}
+	for i, call := range calls {
+		waitCall(t, call, defaultTestTimeout)
+		if call.Error != nil || len(*call.Reply.(*[]byte)) != 1<<20+i {
+			t.Errorf("Go(Calc.Echo, %d bytes) = %v", 1<<20+i, call.Error)
+		}
+	}
+	waitFor(t, "the server budget to be released", func() bool { return srv.budget.inUse() == 0 })
+}
