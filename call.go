@@ -542,6 +542,8 @@ func statusError(status wire.Status, msg string) error {
 		return wrapMsg(ErrUnauthenticated, msg)
 	case wire.StatusPermissionDenied:
 		return wrapMsg(ErrPermissionDenied, msg)
+	case wire.StatusTooLarge:
+		return wrapMsg(ErrTooLarge, msg)
 	}
 	return fmt.Errorf("rpc: unknown response status %d: %s", status, msg)
 }

@@ -60,7 +60,7 @@ func TestCallErrorText(t *testing.T) {
 		}, ErrShutdown, "rpc: call Calc.Add: "},
 		{"request over the frame limit", func() error {
 			return cli.Call("Calc.Echo", make([]byte, 2<<10), new([]byte))
-		}, nil, "rpc: call Calc.Echo: request of "},
+		}, ErrTooLarge, "rpc: call Calc.Echo: request of "},
 		{"reply that does not decode", func() error {
 			return cli.Call("Calc.Add", Args{1, 2}, new(string))
 		}, nil, "rpc: call Calc.Add to "},

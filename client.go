@@ -31,6 +31,8 @@ type Client struct {
 	closed bool
 
 	stop chan struct{} // closed by Close
+	// budget bounds the reply bytes held in buffers (WithMaxBufferedBytes).
+	budget *memBudget
 	// ctx is cancelled by Close; work the client does for calls on its own
 	// goroutines (dials, lookups, retries) derives from it.
 	ctx    context.Context
@@ -93,6 +95,7 @@ func newClient(network, addr string, opts []ClientOption) (*Client, error) {
 		network: network,
 		static:  addr,
 		stop:    make(chan struct{}),
+		budget:  newMemBudget(o.maxBuffered),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.now = time.Now
@@ -310,7 +313,7 @@ func (c *Client) encode(st *callState) (*[]byte, wire.Header, error) {
 	}
 	*bp = buf
 	if err == nil && len(buf)-wire.HeaderSize > c.opts.maxFrame {
-		err = fmt.Errorf("request of %d bytes exceeds the frame limit of %d", len(buf)-wire.HeaderSize, c.opts.maxFrame)
+		err = wrapMsg(ErrTooLarge, fmt.Sprintf("request of %d bytes exceeds the client's frame limit of %d", len(buf)-wire.HeaderSize, c.opts.maxFrame))
 	}
 	if err != nil {
 		putBuf(bp)

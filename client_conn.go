@@ -21,6 +21,7 @@ type clientConn struct {
 	pool *connPool
 	nc   net.Conn
 	br   *bufio.Reader
+	fr   frameReader // reads large replies
 	w    *wire.Writer
 	seq  atomic.Uint64
 	// draining is set when the server sent a draining frame: no new calls.
@@ -56,6 +57,8 @@ func newClientConn(p *connPool, nc net.Conn) *clientConn {
 		w:       wire.NewConnWriter(nc, 2*p.client.opts.keepalive),
 		pending: make(map[uint64]*attempt),
 	}
+	cc.fr = frameReader{br: cc.br, maxFrame: p.client.opts.maxFrame, budget: p.client.budget,
+		done: p.client.stop, closed: cc.dead.Load}
 	cc.lastUsed.Store(time.Now().UnixNano())
 	return cc
 }
@@ -91,7 +94,10 @@ func (cc *clientConn) read() error {
 		if cc.suspect.Load() {
 			cc.suspect.Store(false)
 		}
-		h, err := wire.ParseHeader(hb[:], opts.maxFrame)
+		h, err := wire.ParseHeader(hb[:], hardLimit(opts.maxFrame))
+		if err == nil && h.Type != wire.TypeResponse && h.PayloadLen() > opts.maxFrame {
+			err = fmt.Errorf("%w: %s frame of %d bytes (max %d)", wire.ErrTooLarge, h.Type, h.PayloadLen(), opts.maxFrame)
+		}
 		if err != nil {
 			opts.logger.Warn("rpc: closing connection: bad frame", "addr", cc.pool.addr, "err", err)
 			return err
@@ -106,9 +112,15 @@ func (cc *clientConn) read() error {
 			}
 			cc.mu.Unlock()
 			n := h.PayloadLen()
-			if a == nil { // timed out or cancelled: nobody waits
+			if a == nil || n > opts.maxFrame { // nobody waits (timed out, cancelled), or too large
 				if _, err := cc.br.Discard(n); err != nil {
+					if a != nil {
+						a.failed(err, true)
+					}
 					return err
+				}
+				if a != nil {
+					a.completed(wire.StatusTooLarge, nil, fmt.Appendf(nil, "rpc: reply of %d bytes exceeds the client's frame limit of %d", n, opts.maxFrame))
 				}
 				continue
 			}
@@ -125,14 +137,13 @@ func (cc *clientConn) read() error {
 				}
 				continue
 			}
-			bp := getBuf(n)
-			if _, err := io.ReadFull(cc.br, *bp); err != nil {
-				putBuf(bp)
+			fb, err := cc.fr.payload(n)
+			if err != nil {
 				a.failed(err, true)
 				return err
 			}
-			a.completed(h.Status, (*bp)[int(h.MethodLen):int(h.MethodLen)+int(h.MetaLen)], (*bp)[int(h.MethodLen)+int(h.MetaLen):])
-			putBuf(bp)
+			a.completed(h.Status, fb.b[int(h.MethodLen):int(h.MethodLen)+int(h.MetaLen)], fb.b[int(h.MethodLen)+int(h.MetaLen):])
+			fb.release()
 			if cc.draining.Load() {
 				cc.closeIfIdle()
 			}
@@ -151,7 +162,10 @@ func (cc *clientConn) read() error {
 			}
 			cc.draining.Store(true)
 			_ = cc.w.WriteControl(wire.TypeDraining, 0) // acknowledge: we send no more
-			cc.pool.client.onDraining(cc.pool.addr)
+			if h.Status != wire.StatusIdle {
+				// Shutting down (idle: only this connection goes).
+				cc.pool.client.onDraining(cc.pool.addr)
+			}
 			cc.closeIfIdle()
 		default:
 			opts.logger.Warn("rpc: closing connection: unexpected frame from server", "addr", cc.pool.addr, "type", h.Type)

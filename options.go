@@ -44,6 +44,10 @@ type serverOptions struct {
 	registerTimeout time.Duration
 	interceptors    []ServerInterceptor // outermost first
 	noIntrospection bool                // WithIntrospection(false)
+	maxBuffered     int64
+	readTimeout     time.Duration
+	idleTimeout     time.Duration
+	maxConns        int
 }
 
 func defaultServerOptions() serverOptions {
@@ -54,6 +58,10 @@ func defaultServerOptions() serverOptions {
 		maxCalls:        10000,
 		drainGrace:      drainGrace,
 		registerTimeout: 5 * time.Second,
+		maxBuffered:     defaultMaxBuffered,
+		readTimeout:     defaultReadTimeout,
+		idleTimeout:     defaultServerIdleTimeout,
+		maxConns:        defaultMaxConns,
 	}
 }
 
@@ -75,6 +83,7 @@ type clientOptions struct {
 	idleTimeout time.Duration
 	ejectAfter  int
 	ejectFor    time.Duration
+	maxBuffered int64
 	call        callOptions // defaults for every call
 	// interceptors wrap every call, outermost first.
 	interceptors []ClientInterceptor
@@ -91,6 +100,7 @@ func defaultClientOptions() clientOptions {
 		idleTimeout: 5 * time.Minute,
 		ejectAfter:  5,
 		ejectFor:    time.Second,
+		maxBuffered: defaultMaxBuffered,
 	}
 }
 
@@ -165,8 +175,9 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithMaxFrameSize sets the largest frame accepted or sent, in bytes,
-// counting method, metadata and body (default 16 MiB). A larger incoming
-// frame closes its connection; a larger outgoing one fails its call.
+// counting method, metadata and body (default 16 MiB). A call whose request
+// or reply is larger fails alone with ErrTooLarge; a frame that claims more
+// than twice the limit closes its connection.
 func WithMaxFrameSize(n int) Option {
 	return sharedOption{
 		s: func(o *serverOptions) {
@@ -253,14 +264,24 @@ func WithKeepalive(d time.Duration) ClientOption {
 	})
 }
 
-// WithIdleTimeout closes pooled connections that carried no call for d,
-// keeping one per address (default 5m).
-func WithIdleTimeout(d time.Duration) ClientOption {
-	return clientOption(func(o *clientOptions) {
-		if d > 0 {
-			o.idleTimeout = d
-		}
-	})
+// WithIdleTimeout closes connections that carried no call for d (pings do
+// not count; default 5m). A client closes such pooled connections but one
+// per address. A server sends a draining frame on such a connection and
+// closes it once the client acknowledges (the client redials for its next
+// call, failing none) or after the drain grace.
+func WithIdleTimeout(d time.Duration) Option {
+	return sharedOption{
+		s: func(o *serverOptions) {
+			if d > 0 {
+				o.idleTimeout = d
+			}
+		},
+		c: func(o *clientOptions) {
+			if d > 0 {
+				o.idleTimeout = d
+			}
+		},
+	}
 }
 
 // WithEjection sets outlier ejection: after n consecutive failed calls
@@ -329,5 +350,52 @@ func WithFilter(key, val string) CallOption {
 func WithHeader(key, val string) CallOption {
 	return callOption(func(o *callOptions) {
 		o.meta = append(o.meta[:len(o.meta):len(o.meta)], metaPair{key, val})
+	})
+}
+
+// WithMaxBufferedBytes bounds the payload bytes held in buffers, frames
+// being read included (default 256 MiB): on a server for requests, on a
+// client for replies. Buffers grow as bytes arrive, so a header that claims
+// much costs nothing until the bytes come. At the bound the reader of a
+// connection that needs more stops reading it (its peer feels
+// backpressure) while frames of up to 64 KiB, which may use the last
+// eighth, go on. Zero or less keeps the default.
+func WithMaxBufferedBytes(n int) Option {
+	return sharedOption{
+		s: func(o *serverOptions) {
+			if n > 0 {
+				o.maxBuffered = int64(n)
+			}
+		},
+		c: func(o *clientOptions) {
+			if n > 0 {
+				o.maxBuffered = int64(n)
+			}
+		},
+	}
+}
+
+// WithReadTimeout bounds how long a server waits for the rest of a frame
+// whose first byte has arrived, and for a TLS handshake (default 30s); the
+// connection is closed when it passes, so a client that trickles bytes
+// (slowloris) holds nothing for long. The time between frames is the idle
+// timeout's business. Zero or less keeps the default.
+func WithReadTimeout(d time.Duration) ServerOption {
+	return serverOption(func(o *serverOptions) {
+		if d > 0 {
+			o.readTimeout = d
+		}
+	})
+}
+
+// WithMaxConns caps the connections a server serves at once (default
+// 10000): a connection accepted beyond n is closed at once. A burst of
+// such refusals is logged once, not per connection. Zero or less keeps the
+// default.
+func WithMaxConns(n int) ServerOption {
+	return serverOption(func(o *serverOptions) {
+		if n > 0 {
+			o.maxConns = n
+		}
 	})
 }

@@ -23,8 +23,8 @@
 // A handler's own error arrives as ServerError, or as *Error with its code
 // when built by Errorf. Framework failures are sentinels matched with
 // errors.Is: ErrTimeout, ErrShutdown, ErrNoService, ErrNoMethod,
-// ErrNoInstances, ErrBadRequest, ErrOverloaded, ErrServerClosed, and the
-// refusals ErrUnauthenticated and ErrPermissionDenied.
+// ErrNoInstances, ErrBadRequest, ErrOverloaded, ErrTooLarge, ErrServerClosed,
+// and the refusals ErrUnauthenticated and ErrPermissionDenied.
 //
 // WithServerInterceptor and WithClientInterceptor wrap every call on either
 // side (server interceptors before the args are decoded); SetHeader and
@@ -65,6 +65,11 @@ var (
 	ErrServerShuttingDown = errors.New("rpc: server shutting down")
 	// ErrInternal is returned when the handler panicked.
 	ErrInternal = errors.New("rpc: internal server error")
+	// ErrTooLarge is returned by a call whose request exceeds the client's
+	// or the server's max frame size (WithMaxFrameSize), or whose reply
+	// exceeds the server's or the client's; the handler did not run when the
+	// request was too large. The connection and other calls go on.
+	ErrTooLarge = errors.New("rpc: frame too large")
 )
 
 // timeoutError is ErrTimeout: it also matches context.DeadlineExceeded and

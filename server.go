@@ -26,6 +26,8 @@ type Server struct {
 	shuttingDown atomic.Bool
 	// workers run handlers on goroutines whose stacks have already grown.
 	workers workerPool
+	// budget bounds the request bytes held in buffers (WithMaxBufferedBytes).
+	budget *memBudget
 	// baseCtx is the parent of every handler's ctx; cancelled by Close.
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
@@ -43,6 +45,12 @@ type Server struct {
 	// accepting; aborted by Close. Connections that arrive while draining
 	// are served in draining mode so their calls are refused cleanly.
 	draining, closed, aborted bool
+	// reaping is set once the idle reaper runs (see server_limits.go).
+	reaping bool
+	// refused counts connections closed at accept (WithMaxConns) since the
+	// burst began; refusedLog is when it was last logged.
+	refused    int
+	refusedLog time.Time
 	// conns and Serve loops in progress.
 	wg sync.WaitGroup
 }
@@ -59,6 +67,7 @@ func NewServer(opts ...ServerOption) *Server {
 		opts:      o,
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*serverConn]struct{}),
+		budget:    newMemBudget(o.maxBuffered),
 	}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	s.chain = chainServer(o.interceptors, callMethod)
@@ -176,7 +185,9 @@ func (s *Server) Serve(lis net.Listener) error {
 			return fmt.Errorf("rpc: accept on %s: %w", lis.Addr(), err)
 		}
 		delay = 0
-		s.ServeConn(nc)
+		if s.admit(nc) {
+			s.ServeConn(nc)
+		}
 	}
 }
 
@@ -192,6 +203,7 @@ func (s *Server) ServeConn(nc net.Conn) {
 	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
+	s.startReaperLocked()
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()

@@ -30,6 +30,7 @@ type serverConn struct {
 	srv *Server
 	nc  net.Conn
 	br  *bufio.Reader
+	fr  frameReader
 	w   *wire.Writer
 	// sem holds one token per running handler; the reader blocks when it is
 	// full (WithMaxCalls), so a client cannot make the server spawn
@@ -42,6 +43,17 @@ type serverConn struct {
 	draining   atomic.Bool
 	acked      atomic.Bool
 	drainStart atomic.Int64 // unix nanoseconds
+	// idleDraining is set once a draining frame told the client that this
+	// connection is closed for being idle (the server goes on serving).
+	idleDraining atomic.Bool
+	// started is set once the connection is ready to serve (TLS handshake
+	// done).
+	started atomic.Bool
+	// frames counts request and oneway frames, for the idle reaper, whose
+	// own fields seenFrames and activeAt are.
+	frames     atomic.Uint64
+	seenFrames uint64
+	activeAt   time.Time
 
 	mu sync.Mutex // guards calls, closed
 	// closed is set by close; calls registered later are cancelled at once.
@@ -59,14 +71,18 @@ type serverConn struct {
 }
 
 func newServerConn(s *Server, nc net.Conn) *serverConn {
-	return &serverConn{
-		srv:   s,
-		nc:    nc,
-		br:    bufio.NewReaderSize(nc, 32<<10),
-		w:     wire.NewConnWriter(nc, serverWriteTimeout),
-		sem:   make(chan struct{}, s.opts.connCalls),
-		calls: make(map[uint64]*callContext),
+	c := &serverConn{
+		srv:      s,
+		nc:       nc,
+		br:       bufio.NewReaderSize(nc, 32<<10),
+		w:        wire.NewConnWriter(nc, serverWriteTimeout),
+		sem:      make(chan struct{}, s.opts.connCalls),
+		calls:    make(map[uint64]*callContext),
+		activeAt: time.Now(),
 	}
+	c.fr = frameReader{br: c.br, nc: nc, maxFrame: s.opts.maxFrame, timeout: s.opts.readTimeout,
+		budget: s.budget, done: s.baseCtx.Done(), closed: c.isClosed}
+	return c
 }
 
 // serve reads frames until the connection fails or is closed.
@@ -76,34 +92,29 @@ func (c *serverConn) serve() {
 		c.handlers.Wait()
 		c.w.Wait()
 	}()
-	var hb [wire.HeaderSize]byte
+	if !c.handshake() {
+		return
+	}
+	c.started.Store(true)
 	for {
-		// Reject garbage as soon as its first bytes arrive, even when it is
-		// shorter than a header; a read error is reported by ReadFull below.
-		if _, err := c.br.Peek(1); err == nil {
-			p, _ := c.br.Peek(min(c.br.Buffered(), 3))
-			if err := wire.CheckPrefix(p); err != nil {
-				c.srv.opts.logger.Warn("rpc: closing connection: bad frame", "remote", c.nc.RemoteAddr(), "err", err)
-				return
-			}
-		}
-		if _, err := io.ReadFull(c.br, hb[:]); err != nil {
-			if !isClosedConnErr(err) {
-				c.srv.opts.logger.Info("rpc: connection read failed", "remote", c.nc.RemoteAddr(), "err", err)
-			}
-			return
-		}
-		h, err := wire.ParseHeader(hb[:], c.srv.opts.maxFrame)
+		h, err := c.fr.next()
 		if err != nil {
-			c.srv.opts.logger.Warn("rpc: closing connection: bad frame", "remote", c.nc.RemoteAddr(), "err", err)
+			c.readFailed(err)
 			return
 		}
 		switch h.Type {
 		case wire.TypeRequest, wire.TypeOneway:
-			bp := getBuf(h.PayloadLen())
-			if _, err := io.ReadFull(c.br, *bp); err != nil {
-				putBuf(bp)
-				c.srv.opts.logger.Warn("rpc: closing connection: truncated frame", "remote", c.nc.RemoteAddr(), "err", err)
+			c.frames.Add(1)
+			if h.PayloadLen() > c.srv.opts.maxFrame {
+				if err := c.refuseTooLarge(&h); err != nil {
+					c.readFailed(err)
+					return
+				}
+				continue
+			}
+			bp, err := c.fr.payload(h.PayloadLen())
+			if err != nil {
+				c.readFailed(err)
 				return
 			}
 			if !c.dispatch(&h, bp) {
@@ -143,8 +154,8 @@ func (c *serverConn) serve() {
 
 func (c *serverConn) discard(h *wire.Header) bool {
 	if n := h.PayloadLen(); n > 0 {
-		if _, err := c.br.Discard(n); err != nil {
-			c.srv.opts.logger.Warn("rpc: closing connection: truncated frame", "remote", c.nc.RemoteAddr(), "err", err)
+		if err := c.fr.skip(n); err != nil {
+			c.readFailed(err)
 			return false
 		}
 	}
@@ -153,15 +164,15 @@ func (c *serverConn) discard(h *wire.Header) bool {
 
 // dispatch starts a handler for a request or oneway frame whose payload is
 // in bp. It returns false when the connection must be closed.
-func (c *serverConn) dispatch(h *wire.Header, bp *[]byte) bool {
+func (c *serverConn) dispatch(h *wire.Header, bp *frameBuf) bool {
 	oneway := h.Type == wire.TypeOneway
-	payload := *bp
+	payload := bp.b
 	method := payload[:h.MethodLen]
 	meta := payload[int(h.MethodLen) : int(h.MethodLen)+int(h.MetaLen)]
 	body := payload[int(h.MethodLen)+int(h.MetaLen):]
 
 	if c.srv.shuttingDown.Load() {
-		putBuf(bp)
+		bp.release()
 		if !oneway {
 			c.writeError(h.Seq, wire.StatusShuttingDown, "rpc: server shutting down")
 		}
@@ -191,13 +202,13 @@ func (c *serverConn) dispatch(h *wire.Header, bp *[]byte) bool {
 		return nil
 	})
 	if err != nil {
-		putBuf(bp)
+		bp.release()
 		c.srv.opts.logger.Warn("rpc: closing connection: bad metadata", "remote", c.nc.RemoteAddr(), "err", err)
 		return false
 	}
 
 	if expired {
-		putBuf(bp)
+		bp.release()
 		if !oneway {
 			c.writeError(h.Seq, wire.StatusTimeout, "rpc: deadline passed before the call started")
 		}
@@ -207,7 +218,7 @@ func (c *serverConn) dispatch(h *wire.Header, bp *[]byte) bool {
 	if n := c.srv.running.Add(1); n > int64(c.srv.opts.maxCalls) {
 		c.srv.running.Add(-1)
 		<-c.sem
-		putBuf(bp)
+		bp.release()
 		if !oneway {
 			c.writeError(h.Seq, wire.StatusOverloaded, fmt.Sprintf("rpc: server overloaded (%d calls running)", c.srv.opts.maxCalls))
 		}
@@ -221,7 +232,7 @@ func (c *serverConn) dispatch(h *wire.Header, bp *[]byte) bool {
 			c.mu.Unlock()
 			c.srv.running.Add(-1)
 			<-c.sem
-			putBuf(bp)
+			bp.release()
 			c.srv.opts.logger.Warn("rpc: closing connection: duplicate sequence number", "remote", c.nc.RemoteAddr(), "seq", h.Seq)
 			return false
 		}
@@ -248,7 +259,7 @@ type serverCall struct {
 	track   bool
 	method  []byte
 	body    []byte
-	bp      *[]byte
+	bp      *frameBuf
 	ctx     callContext
 }
 
@@ -336,7 +347,7 @@ func (c *serverConn) respond(sc *serverCall, status wire.Status, reply any, name
 		return
 	}
 	if len(out)-wire.HeaderSize > c.srv.opts.maxFrame {
-		c.writeError(sc.seq, wire.StatusServerError, fmt.Sprintf("rpc: %s: reply of %d bytes exceeds the frame limit %d", name, len(out)-wire.HeaderSize, c.srv.opts.maxFrame))
+		c.writeError(sc.seq, wire.StatusTooLarge, fmt.Sprintf("rpc: %s: reply of %d bytes exceeds the server's frame limit of %d", name, len(out)-wire.HeaderSize, c.srv.opts.maxFrame))
 		return
 	}
 	hdr := wire.Header{Type: wire.TypeResponse, Codec: sc.codecID, Seq: sc.seq, MetaLen: uint32(metaLen), BodyLen: uint32(len(out) - wire.HeaderSize - metaLen)}
@@ -347,17 +358,17 @@ func (c *serverConn) respond(sc *serverCall, status wire.Status, reply any, name
 // invoke decodes the args, runs the method and returns its reply and name,
 // or the status and error to answer with. It releases bp once the args are
 // decoded, so method must not be used after it returns.
-func (c *serverConn) invoke(ctx *callContext, codecID byte, method, body []byte, bp *[]byte) (status wire.Status, reply reflect.Value, name string, err error) {
+func (c *serverConn) invoke(ctx *callContext, codecID byte, method, body []byte, bp *frameBuf) (status wire.Status, reply reflect.Value, name string, err error) {
 	m, cd, status, err := c.resolve(method, codecID)
 	if err != nil {
-		putBuf(bp)
+		bp.release()
 		return status, reply, name, err
 	}
 	defer m.stats.record(monoNow(), &status)
 	name = m.fullName
 	argp, replyp := m.newValues()
 	err = cd.Unmarshal(body, argp.Interface())
-	putBuf(bp)
+	bp.release()
 	if err != nil {
 		return wire.StatusBadRequest, reply, name, fmt.Errorf("rpc: %s: decoding args: %v", m.fullName, err)
 	}
@@ -430,10 +441,13 @@ func (c *serverConn) startDrain() {
 // call: nothing runs, nothing waits to be written, and the client has
 // acknowledged the draining frame (or had the grace period to).
 func (c *serverConn) drained() bool {
+	// acked first: the requests the client sent before its acknowledgement
+	// were counted in running before acked was set.
+	acked := c.acked.Load()
 	if c.running.Load() > 0 || !c.w.Idle() {
 		return false
 	}
-	if c.acked.Load() {
+	if acked {
 		return true
 	}
 	return time.Since(time.Unix(0, c.drainStart.Load())) >= c.srv.opts.drainGrace

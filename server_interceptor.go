@@ -134,7 +134,7 @@ func (c *serverConn) newCall() (*serverCall, servable) {
 // release returns the request's buffer; the body is gone after it.
 func (ic *interceptedCall) release() {
 	if ic.bp != nil {
-		putBuf(ic.bp)
+		ic.bp.release()
 		ic.bp, ic.body, ic.method = nil, nil, nil
 	}
 }

@@ -94,6 +94,16 @@ const (
 	StatusPermissionDenied Status = 31 // the caller may not make this call
 )
 
+// Statuses about limits.
+const (
+	// StatusTooLarge answers a request over the server's max frame size (the
+	// handler did not run) or a call whose reply would exceed it.
+	StatusTooLarge Status = 20
+	// StatusIdle is not a response status: a draining frame carries it to
+	// say that the server closes this idle connection but goes on serving.
+	StatusIdle Status = 21
+)
+
 // Errors returned by ParseHeader and ParseMeta.
 var (
 	ErrBadMagic  = errors.New("wire: bad magic")
