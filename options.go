@@ -73,6 +73,7 @@ type clientOptions struct {
 	idleTimeout time.Duration
 	ejectAfter  int
 	ejectFor    time.Duration
+	netRPC      bool        // WithNetRPC: speak net/rpc's protocol
 	call        callOptions // defaults for every call
 }
 

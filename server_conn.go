@@ -51,6 +51,10 @@ type serverConn struct {
 
 	handlers  sync.WaitGroup
 	closeOnce sync.Once
+
+	// netrpc is set when the connection speaks net/rpc's protocol
+	// (netrpc_server.go): it has no draining frame and no acknowledgement.
+	netrpc atomic.Pointer[netrpcConn]
 }
 
 func newServerConn(s *Server, nc net.Conn) *serverConn {
@@ -71,6 +75,9 @@ func (c *serverConn) serve() {
 		c.handlers.Wait()
 		c.w.Wait()
 	}()
+	if c.serveNetRPC() {
+		return
+	}
 	var hb [wire.HeaderSize]byte
 	for {
 		// Reject garbage as soon as its first bytes arrive, even when it is
@@ -380,7 +387,9 @@ func (c *serverConn) startDrain() {
 		return
 	}
 	c.drainStart.Store(time.Now().UnixNano())
-	_ = c.w.WriteControl(wire.TypeDraining, 0)
+	if c.netrpc.Load() == nil {
+		_ = c.w.WriteControl(wire.TypeDraining, 0)
+	}
 }
 
 // drained reports whether the connection can be closed without losing a
@@ -390,7 +399,7 @@ func (c *serverConn) drained() bool {
 	if c.running.Load() > 0 || !c.w.Idle() {
 		return false
 	}
-	if c.acked.Load() {
+	if c.acked.Load() || c.netrpc.Load() != nil {
 		return true
 	}
 	return time.Since(time.Unix(0, c.drainStart.Load())) >= c.srv.opts.drainGrace
