@@ -498,7 +498,7 @@ func (c *Client) Close() error {
 		return true
 	})
 	if c.codec != nil {
-		c.codec.close() // its reader then fails the pending calls
+		c.codec.shutdown()
 	}
 	c.wg.Wait()
 	return nil

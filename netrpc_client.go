@@ -8,6 +8,7 @@ import (
 	netrpc "net/rpc"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -56,8 +57,9 @@ func NewClientConn(conn io.ReadWriteCloser, opts ...ClientOption) *Client {
 // does: one connection, no pool, no re-dial; once codec fails, calls fail
 // with ErrShutdown. A goroutine of the client writes the requests, so a
 // call's timeout holds even while codec blocks in a write. Close closes
-// codec, which must then return from a ReadResponseHeader in progress;
-// Close waits for it. Options are as for NewClientConn.
+// codec, which should then return from the reads and writes in progress;
+// Close waits for that, for a second at most. Options are as for
+// NewClientConn.
 func NewClientWithCodec(codec ClientCodec, opts ...ClientOption) *Client {
 	c := newOneConnClient("codec", opts)
 	c.useCodec(codec)
@@ -98,16 +100,24 @@ func (c *Client) useCodec(codec ClientCodec) {
 		slots:   make(chan struct{}, codecQueue),
 		wake:    make(chan struct{}, 1),
 		dead:    make(chan struct{}),
+		done:    make(chan struct{}),
 		pending: make(map[uint64]*attempt),
 	}
 	c.codec = cc
-	c.wg.Go(cc.readLoop)
-	c.wg.Go(cc.writeLoop)
+	cc.running.Store(2)
+	go cc.readLoop()
+	go cc.writeLoop()
 }
 
 // codecQueue is how many requests may wait for a codec client's writer;
 // beyond, callers wait for room as net/rpc's do for their connection.
 const codecQueue = 256
+
+// codecCloseWait bounds how long Close waits for a codec's reader and
+// writer to return once the codec is closed. A codec whose Close does not
+// end its reads and writes would otherwise hang Close forever; a
+// well-behaved one returns at once.
+const codecCloseWait = time.Second
 
 // codecClient is the one connection of a Client that calls through a
 // ClientCodec: a writer goroutine sends requests in the order calls queued
@@ -121,6 +131,9 @@ type codecClient struct {
 	wake      chan struct{} // cap 1: the writer has work
 	dead      chan struct{} // closed once err is set
 	closeOnce sync.Once
+	// running counts the reader and the writer; the last to return closes done.
+	running atomic.Int32
+	done    chan struct{}
 
 	mu sync.Mutex // guards the fields below
 	// queue holds the requests the writer has yet to send.
@@ -196,6 +209,7 @@ func (cc *codecClient) forget(a *attempt) {
 // writeLoop is the writer goroutine: it sends queued requests in order, and
 // fails those still queued once the connection is dead.
 func (cc *codecClient) writeLoop() {
+	defer cc.exited()
 	var batch []*attempt
 	for {
 		select {
@@ -247,15 +261,18 @@ func (cc *codecClient) write(a *attempt) {
 	if err != nil {
 		cc.mu.Lock()
 		delete(cc.pending, seq) // a nil map once dead: a no-op
-		if cc.err != nil {
-			err = ErrShutdown
-		}
+		dead := cc.err != nil
 		cc.mu.Unlock()
-		if err != ErrShutdown {
+		if dead {
+			err = ErrShutdown
+		} else {
 			err = callError(call.ServiceMethod, cc.addr, fmt.Errorf("writing request: %w", err))
 		}
 		cc.forget(a)
 		st.finish(err)
+		if _, breaks := cc.codec.(interface{ writeErrorBreaks() }); breaks {
+			cc.close()
+		}
 		return
 	}
 	if st.oneway {
@@ -267,6 +284,7 @@ func (cc *codecClient) write(a *attempt) {
 // readLoop is the reader goroutine: it completes calls with their
 // responses until the codec fails, then fails every pending call.
 func (cc *codecClient) readLoop() {
+	defer cc.exited()
 	var err error
 	for err == nil {
 		var resp netrpc.Response
@@ -324,6 +342,26 @@ func (cc *codecClient) fail(err error) {
 // close closes the codec once; the reader then fails.
 func (cc *codecClient) close() {
 	cc.closeOnce.Do(func() { cc.codec.Close() })
+}
+
+// exited is called by the reader and the writer as they return.
+func (cc *codecClient) exited() {
+	if cc.running.Add(-1) == 0 {
+		close(cc.done)
+	}
+}
+
+// shutdown fails every call, closes the codec and waits, bounded by
+// codecCloseWait, for the reader and the writer to return: Client.Close.
+func (cc *codecClient) shutdown() {
+	cc.fail(ErrShutdown)
+	t := time.NewTimer(codecCloseWait)
+	defer t.Stop()
+	select {
+	case <-cc.done:
+	case <-t.C:
+		cc.client.opts.logger.Warn("rpc: the codec's reads or writes did not return after its Close; leaving them", "addr", cc.addr)
+	}
 }
 
 // netrpcError is the error of a call that a net/rpc server answered with

@@ -82,9 +82,7 @@ func newGobClientCodec(nc net.Conn, maxFrame int, writeTimeout time.Duration) *g
 	}
 }
 
-// WriteRequest writes a request. One that fails to encode or to be written
-// within the timeout leaves the stream out of step, so the connection is
-// closed: calls in flight on it fail with ErrShutdown.
+// WriteRequest writes a request within the timeout.
 func (g *gobClientCodec) WriteRequest(r *netrpc.Request, body any) error {
 	g.nc.SetWriteDeadline(time.Now().Add(g.timeout))
 	err := g.enc.Encode(r)
@@ -94,11 +92,14 @@ func (g *gobClientCodec) WriteRequest(r *netrpc.Request, body any) error {
 	if err == nil {
 		err = g.bw.Flush()
 	}
-	if err != nil {
-		g.nc.Close()
-	}
 	return err
 }
+
+// writeErrorBreaks says that a request that failed to encode or to be
+// written leaves the stream out of step: the client closes the connection
+// once the call has the write's error, and calls in flight on it fail with
+// ErrShutdown.
+func (g *gobClientCodec) writeErrorBreaks() {}
 
 func (g *gobClientCodec) ReadResponseHeader(r *netrpc.Response) error { return g.dec.Decode(r) }
 func (g *gobClientCodec) ReadResponseBody(body any) error             { return g.dec.Decode(body) } // nil discards

@@ -1155,7 +1155,38 @@ func TestCodecClient(t *testing.T) {
 		t.Errorf("calls with a 100ms timeout through a blocked write took %v", el)
 	}
 	cli.Close()
+
+	// A codec whose Close does not end its reads (net/rpc's TestSendDeadlock
+	// codec): Close returns anyway, failing the calls in flight.
+	stuck := &stuckCodec{release: make(chan struct{})}
+	defer close(stuck.release) // then its reader returns
+	cli = NewClientWithCodec(stuck)
+	call := cli.Go("Arith.Add", &Args{7, 8}, new(NetReply), nil)
+	waitFor(t, "the request to be written", func() bool { return stuck.written.Load() })
+	start = time.Now()
+	cli.Close()
+	if el := time.Since(start); el > codecCloseWait+2*time.Second {
+		t.Errorf("Close with a codec that ignores it took %v", el)
+	}
+	waitCall(t, call, defaultTestTimeout)
+	if call.Error != ErrShutdown {
+		t.Errorf("call in flight at Close: error = %v, want ErrShutdown itself", call.Error)
+	}
 }
+
+// stuckCodec is a ClientCodec whose reads ignore Close.
+type stuckCodec struct {
+	release chan struct{}
+	written atomic.Bool
+}
+
+func (c *stuckCodec) WriteRequest(*netrpc.Request, any) error { c.written.Store(true); return nil }
+func (c *stuckCodec) ReadResponseHeader(*netrpc.Response) error {
+	<-c.release
+	return io.EOF
+}
+func (c *stuckCodec) ReadResponseBody(any) error { return nil }
+func (c *stuckCodec) Close() error               { return nil }
 
 func TestSniffPrefix(t *testing.T) {
 	// The opening bytes of a real net/rpc client.
