@@ -30,16 +30,19 @@ func WithNetRPC() ClientOption {
 // that a negative WithTimeout means none here, as on a call.
 func NewClientConn(conn io.ReadWriteCloser, opts ...ClientOption) *Client {
 	nc := asNetConn(conn)
-	addr := nc.RemoteAddr().String()
-	if addr == "" {
-		addr = "conn"
+	addr := "conn"
+	if a := nc.RemoteAddr(); a != nil && a.String() != "" {
+		addr = a.String()
 	}
 	c := newOneConnClient(addr, opts)
+	if c.isClosed() {
+		nc.Close()
+		return c
+	}
 	if c.opts.netRPC {
 		c.useCodec(newGobClientCodec(nc, c.opts.maxFrame, 2*c.opts.keepalive))
 		return c
 	}
-	c.opts.poolSize = 1
 	c.dial = func(context.Context, string) (net.Conn, error) { return nil, ErrShutdown } // lost is lost
 	p := c.pool(addr)
 	c.staticPool = p
@@ -62,19 +65,30 @@ func NewClientConn(conn io.ReadWriteCloser, opts ...ClientOption) *Client {
 // NewClientConn.
 func NewClientWithCodec(codec ClientCodec, opts ...ClientOption) *Client {
 	c := newOneConnClient("codec", opts)
+	if c.isClosed() {
+		codec.Close()
+		return c
+	}
 	c.useCodec(codec)
 	return c
 }
 
-// newOneConnClient returns a client of the one server named addr, without
-// a pool or a connection yet.
+// newOneConnClient returns a client of the one server named addr, with a
+// pool of one connection at most and no connection yet.
 func newOneConnClient(addr string, opts []ClientOption) *Client {
 	// These constructors return no error, and newClient's one error is a
 	// negative timeout: here it means none, as it does on a call.
 	opts = append(opts[:len(opts):len(opts)], clientOption(func(o *clientOptions) {
 		o.call.timeout = max(o.call.timeout, 0)
+		o.poolSize = 1
 	}))
-	c, _ := newClient("", "", opts)
+	c, err := newClient("", "", opts)
+	if err != nil {
+		// Not reached (see above), unless newClient learns to refuse more:
+		// then a closed client, whose calls fail, rather than a nil one.
+		c, _ = newClient("", "", nil)
+		c.Close()
+	}
 	c.static = addr
 	return c
 }
