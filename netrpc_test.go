@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -1188,26 +1187,30 @@ func (c *stuckCodec) ReadResponseHeader(*netrpc.Response) error {
 func (c *stuckCodec) ReadResponseBody(any) error { return nil }
 func (c *stuckCodec) Close() error               { return nil }
 
-func TestSniffPrefix(t *testing.T) {
-	// The opening bytes of a real net/rpc client.
+// stdRequest returns the bytes a net/rpc client writes for one call.
+func stdRequest(t testing.TB, method string, args any) []byte {
+	t.Helper()
 	cc, sc := net.Pipe()
 	std := netrpc.NewClient(cc)
 	sent := make(chan struct{})
 	go func() { // net.Pipe: the write waits for the read below
 		defer close(sent)
-		std.Go("Arith.Add", &Args{1, 2}, new(NetReply), make(chan *netrpc.Call, 1))
+		std.Go(method, args, new(NetReply), make(chan *netrpc.Call, 1))
 	}()
 	sc.SetReadDeadline(time.Now().Add(defaultTestTimeout))
-	br := bufio.NewReader(sc)
-	real, err := br.Peek(32)
+	buf := make([]byte, 4096)
+	n, err := sc.Read(buf) // net/rpc flushes a request in one write
 	if err != nil {
 		t.Fatal(err)
 	}
-	real = append([]byte(nil), real...)
 	sc.Close()
 	<-sent
 	std.Close()
+	return buf[:n]
+}
 
+func TestSniffPrefix(t *testing.T) {
+	real := stdRequest(t, "Arith.Add", &Args{1, 2})
 	hdr := make([]byte, wire.HeaderSize)
 	wire.PutHeader(hdr, &wire.Header{Type: wire.TypeRequest, Seq: 1})
 	// A process that registered many gob types first: a two-byte type id.
@@ -1255,4 +1258,41 @@ func TestNetRPCHandlerCtx(t *testing.T) {
 	if calc.cancelled.Load() != 1 {
 		t.Errorf("handlers whose ctx Close cancelled = %d, want 1", calc.cancelled.Load())
 	}
+}
+
+// FuzzNetRPCConn feeds a server connection bytes that open as net/rpc's
+// protocol: it must never panic, and Close must stop it.
+func FuzzNetRPCConn(f *testing.F) {
+	req := stdRequest(f, "Arith.Add", &Args{1, 2})
+	f.Add(req)
+	f.Add(req[:len(req)/2])
+	f.Add(append([]byte("CONNECT /_goRPC_ HTTP/1.0\n\n"), req...))
+	f.Add([]byte("CONNECT / HTTP/1.0\nHost: x\n\n\x5e\xed\x01"))
+	f.Add(append(append([]byte{}, req[:20]...), 0xfc, 0xff, 0xff, 0xff, 0xff))
+	f.Add(append(append([]byte{}, req...), 0xff, 0xff))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		srv := NewServer(WithMaxFrameSize(64 << 10))
+		registerArith(t, srv.RegisterName)
+		cc, sc := net.Pipe()
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			srv.ServeConn(sc)
+		}()
+		go io.Copy(io.Discard, cc) // whatever the server answers; ends when cc closes
+		cc.SetWriteDeadline(time.Now().Add(time.Second))
+		cc.Write(data) // fails once the server has closed: fine
+		done := make(chan struct{})
+		go func() {
+			srv.Close()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Server.Close did not return")
+		}
+		<-served
+		cc.Close()
+	})
 }
