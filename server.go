@@ -119,7 +119,8 @@ func (s *Server) lookup(name []byte) (*methodType, error) {
 	return m, nil
 }
 
-// Serve accepts connections on lis and serves each on its own goroutine.
+// Serve accepts connections on lis and serves each on its own goroutine,
+// in seedrpc's protocol or net/rpc's, whichever the client speaks.
 // With WithRegistry it registers every service at the listener's address
 // (or the one given with WithInstance) first. It returns ErrServerClosed after Shutdown or
 // Close, or the first accept error.
