@@ -143,13 +143,11 @@ func (a *attempt) completed(status wire.Status, meta, body []byte) {
 }
 
 // failed is called when a's connection broke; sent says whether the
-// request may have reached the server.
+// request may have reached the server. The call's error is ErrShutdown
+// itself, as in net/rpc, so err == ErrShutdown holds; the cause is logged.
 func (a *attempt) failed(cause error, sent bool) {
-	err := ErrShutdown
-	if !errors.Is(cause, ErrShutdown) {
-		err = fmt.Errorf("%w (%w)", ErrShutdown, cause)
-	}
-	a.call.st.attemptFailed(a, callError(a.call.ServiceMethod, a.addr, err), sent)
+	a.call.st.client.opts.logger.Debug("rpc: connection lost during a call", "method", a.call.ServiceMethod, "addr", a.addr, "err", cause)
+	a.call.st.attemptFailed(a, ErrShutdown, sent)
 }
 
 // report feeds the outcome to the balancer and to outlier detection.
@@ -228,7 +226,7 @@ func (st *callState) next(prev error) {
 		case <-t.C:
 		case <-st.client.stop:
 			t.Stop()
-			st.finish(prev)
+			st.finish(ErrShutdown)
 			return
 		}
 	}
@@ -245,7 +243,7 @@ func (st *callState) launchFast(ctx context.Context) {
 	var t *target
 	if c.static == "" {
 		if t = c.target(st.service); t == nil {
-			st.finish(callError(st.call.ServiceMethod, "", ErrShutdown))
+			st.finish(ErrShutdown)
 			return
 		}
 		if !t.isReady() {
@@ -282,7 +280,7 @@ func (st *callState) launchAsync(a *attempt) {
 			st.removeLive(a)
 			st.mu.Unlock()
 		}
-		st.finish(callError(st.call.ServiceMethod, "", ErrShutdown))
+		st.finish(ErrShutdown)
 	}
 }
 
@@ -378,12 +376,14 @@ func (st *callState) route(t *target) (*attempt, error) {
 func (st *callState) noRoute(err error) {
 	if st.client.isClosed() {
 		err = ErrShutdown
+	} else {
+		err = callError(st.call.ServiceMethod, "", err)
 	}
 	st.mu.Lock()
 	others := len(st.live)
 	st.mu.Unlock()
 	if others == 0 {
-		st.finish(callError(st.call.ServiceMethod, "", err))
+		st.finish(err)
 	}
 }
 
@@ -413,6 +413,12 @@ func (st *callState) unsent(a *attempt, err error) bool {
 				err = ce.err
 			}
 			err = callError(st.call.ServiceMethod, "", fmt.Errorf("%w %s: the registry lists none; the last known, %s, failed: %w", ErrNoInstances, st.service, a.addr, err))
+		}
+		if c := st.client; c.isClosed() || (c.static != "" && !errors.Is(err, context.DeadlineExceeded)) {
+			// A client of one server that cannot reach it is shut down,
+			// as in net/rpc: err == ErrShutdown holds. The cause is logged.
+			c.opts.logger.Debug("rpc: no connection for a call", "method", st.call.ServiceMethod, "addr", a.addr, "err", err)
+			err = ErrShutdown
 		}
 		st.finish(err)
 	}

@@ -57,7 +57,7 @@ func TestCallErrorText(t *testing.T) {
 		}, context.Canceled, "rpc: call Calc.Add: "},
 		{"closed client", func() error {
 			return closed.Call("Calc.Add", Args{}, new(int))
-		}, ErrShutdown, "rpc: call Calc.Add: "},
+		}, ErrShutdown, "rpc: connection is shut down"},
 		{"request over the frame limit", func() error {
 			return cli.Call("Calc.Echo", make([]byte, 2<<10), new([]byte))
 		}, ErrTooLarge, "rpc: call Calc.Echo: request of "},
@@ -66,7 +66,7 @@ func TestCallErrorText(t *testing.T) {
 		}, nil, "rpc: call Calc.Add to "},
 		{"unknown method", func() error {
 			return cli.Call("Calc.Nope", Args{}, new(int))
-		}, ErrNoMethod, "rpc: unknown method"},
+		}, ErrNoMethod, "rpc: can't find method Calc.Nope"},
 		{"no instances", func() error {
 			return disc.Call("Nope.Add", Args{}, new(int))
 		}, ErrNoInstances, "rpc: call Nope.Add: no instances of service Nope"},
@@ -79,7 +79,7 @@ func TestCallErrorText(t *testing.T) {
 			srv.Close()
 			waitCall(t, call, defaultTestTimeout)
 			return call.Error
-		}, ErrShutdown, "rpc: call Calc.Sleep to "},
+		}, ErrShutdown, "rpc: connection is shut down"},
 	}
 	for _, tt := range tests {
 		err := tt.call()

@@ -48,6 +48,9 @@ type Client struct {
 
 	// chain runs the interceptors around a call; nil without interceptors.
 	chain Invoker
+	// codec, when set, is the client's one connection, through a net/rpc
+	// ClientCodec (netrpc_client.go); there are no pools then.
+	codec *codecClient
 }
 
 // Dial returns a client of the server at addr. Connections are made as
@@ -58,9 +61,21 @@ func Dial(network, addr string, opts ...ClientOption) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.staticPool.get(c.ctx); err != nil {
+	return c.connect()
+}
+
+// connect makes the first connection of a client of one server, so that
+// Dial fails when the server cannot be reached.
+func (c *Client) connect() (*Client, error) {
+	var err error
+	if c.opts.netRPC {
+		err = c.dialNetRPC()
+	} else if _, err = c.staticPool.get(c.ctx); err != nil {
+		err = fmt.Errorf("rpc: %w", err)
+	}
+	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("rpc: %w", err)
+		return nil, err
 	}
 	return c, nil
 }
@@ -76,6 +91,10 @@ func NewClient(opts ...ClientOption) (*Client, error) {
 	if c.opts.registry == nil {
 		c.Close()
 		return nil, errors.New("rpc: NewClient needs WithRegistry (or use Dial for one server)")
+	}
+	if c.opts.netRPC {
+		c.Close()
+		return nil, errors.New("rpc: WithNetRPC is for a client of one server: use Dial, DialHTTP or NewClientConn")
 	}
 	return c, nil
 }
@@ -246,18 +265,23 @@ func (c *Client) start(ctx context.Context, call *Call) {
 	if dl, ok := ctx.Deadline(); ok && (st.deadline.IsZero() || dl.Before(st.deadline)) {
 		st.deadline = dl
 	}
+	// As in net/rpc, a client of one server sends any name and the server
+	// answers a malformed one; a discovering client needs the service name
+	// to route by.
 	dot := strings.LastIndexByte(call.ServiceMethod, '.')
-	if dot <= 0 || dot == len(call.ServiceMethod)-1 {
-		st.finish(fmt.Errorf("%w: malformed method name %q, want \"Service.Method\"", ErrNoMethod, call.ServiceMethod))
+	if c.static == "" && (dot <= 0 || dot == len(call.ServiceMethod)-1) {
+		st.finish(wrapMsg(ErrNoMethod, "rpc: service/method request ill-formed: "+call.ServiceMethod))
 		return
 	}
 	if len(call.ServiceMethod) > wire.MaxMethodLen {
 		st.finish(fmt.Errorf("rpc: call %.40s...: method name of %d bytes exceeds %d", call.ServiceMethod, len(call.ServiceMethod), wire.MaxMethodLen))
 		return
 	}
-	st.service = call.ServiceMethod[:dot]
+	if dot >= 0 {
+		st.service = call.ServiceMethod[:dot]
+	}
 	if c.isClosed() {
-		st.finish(callError(call.ServiceMethod, "", ErrShutdown))
+		st.finish(ErrShutdown) // bare, as in net/rpc: err == ErrShutdown holds
 		return
 	}
 	if !st.deadline.IsZero() {
@@ -269,6 +293,10 @@ func (c *Client) start(ctx context.Context, call *Call) {
 		st.mu.Lock()
 		st.timer = time.AfterFunc(d, st.expire)
 		st.mu.Unlock()
+	}
+	if c.codec != nil {
+		c.codec.send(ctx, st) // one connection: no hedges, no retries
+		return
 	}
 	if st.opts.hedge > 0 && !st.oneway {
 		st.mu.Lock()
@@ -512,6 +540,9 @@ func (c *Client) Close() error {
 		v.(*connPool).close()
 		return true
 	})
+	if c.codec != nil {
+		c.codec.shutdown()
+	}
 	c.wg.Wait()
 	return nil
 }

@@ -422,7 +422,7 @@ func TestCloseAbortsDials(t *testing.T) {
 		go func() { // serve the first connection only
 			nc, err := lis.Accept()
 			if err == nil {
-				srv.ServeConn(nc)
+				go srv.ServeConn(nc) // returns when the server closes
 			}
 			accepted <- err
 		}()

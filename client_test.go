@@ -208,7 +208,7 @@ func TestErrors(t *testing.T) {
 		{give: "Calc.add", wantErr: ErrNoMethod},
 		{give: "CalcAdd", wantErr: ErrNoMethod},
 		{give: "Calc.", wantErr: ErrNoMethod},
-		{give: ".Add", wantErr: ErrNoMethod},
+		{give: ".Add", wantErr: ErrNoService}, // sent, as in net/rpc: service ""
 	}
 	for _, tt := range tests {
 		for _, mode := range []string{"Call", "Go", "Callback"} {

@@ -84,6 +84,7 @@ type clientOptions struct {
 	ejectAfter  int
 	ejectFor    time.Duration
 	maxBuffered int64
+	netRPC      bool        // WithNetRPC: speak net/rpc's protocol
 	call        callOptions // defaults for every call
 	// interceptors wrap every call, outermost first.
 	interceptors []ClientInterceptor

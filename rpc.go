@@ -30,6 +30,12 @@
 // side (server interceptors before the args are decoded); SetHeader and
 // WithResponseHeader carry response headers. The middleware package builds
 // auth, access control, rate limits and logging on them.
+//
+// net/rpc's names work too (Accept, ServeConn, ServeCodec, HandleHTTP,
+// DialHTTP, NewClientWithCodec; its NewClient(conn) is NewClientConn), and
+// a Server also serves net/rpc clients on its listener, so a program moves
+// over by changing its import path, one process at a time: see
+// docs/MIGRATING.md.
 package rpc
 
 import (
@@ -40,17 +46,22 @@ import (
 
 // Errors returned by the client and the server. Match them with errors.Is.
 var (
-	// ErrShutdown is returned by calls on a closed Client and by calls whose
-	// connection was lost before the reply arrived.
+	// ErrShutdown is returned by calls on a closed Client, by calls whose
+	// connection was lost before the reply arrived, and by calls of a client
+	// of one server (Dial) that cannot reach it. It is returned itself, as
+	// in net/rpc, so err == ErrShutdown holds.
 	ErrShutdown = errors.New("rpc: connection is shut down")
 	// ErrTimeout is returned by a call whose timeout or ctx deadline passed;
 	// errors.Is(err, context.DeadlineExceeded) holds for it too.
 	ErrTimeout = timeoutError{}
 	// ErrServerClosed is returned by Serve after Shutdown or Close.
 	ErrServerClosed = errors.New("rpc: server closed")
-	// ErrNoService is returned by a call to a service the server does not have.
+	// ErrNoService is returned by a call to a service the server does not
+	// have; the error's text is net/rpc's, "rpc: can't find service S.M".
 	ErrNoService = errors.New("rpc: unknown service")
-	// ErrNoMethod is returned by a call to a method the service does not have.
+	// ErrNoMethod is returned by a call to a method the service does not
+	// have ("rpc: can't find method S.M", as in net/rpc) or a name without
+	// a dot.
 	ErrNoMethod = errors.New("rpc: unknown method")
 	// ErrNoInstances is returned at once by a call to a service that the
 	// registry lists no live instance of.

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"sync"
@@ -114,25 +115,28 @@ func (s *Server) register(name string, rcvr any, useName bool) error {
 
 // lookup finds the method named "Service.Method".
 func (s *Server) lookup(name []byte) (*methodType, error) {
+	// The texts are net/rpc's, which its users match on; errors.Is matches
+	// the sentinels.
 	dot := bytes.LastIndexByte(name, '.')
 	if dot < 0 {
-		return nil, fmt.Errorf("%w: malformed method name %q, want \"Service.Method\"", ErrNoMethod, name)
+		return nil, wrapMsg(ErrNoMethod, "rpc: service/method request ill-formed: "+string(name))
 	}
 	svc := (*s.services.Load())[string(name[:dot])]
 	if svc == nil {
-		return nil, fmt.Errorf("%w %q", ErrNoService, name[:dot])
+		return nil, wrapMsg(ErrNoService, "rpc: can't find service "+string(name))
 	}
 	m := svc.methods[string(name[dot+1:])]
 	if m == nil {
 		if why, ok := svc.rejected[string(name[dot+1:])]; ok {
-			return nil, fmt.Errorf("%w %q: not callable: %s", ErrNoMethod, name, why)
+			return nil, wrapMsg(ErrNoMethod, fmt.Sprintf("rpc: can't find method %s: not callable: %s", name, why))
 		}
-		return nil, fmt.Errorf("%w %q", ErrNoMethod, name)
+		return nil, wrapMsg(ErrNoMethod, "rpc: can't find method "+string(name))
 	}
 	return m, nil
 }
 
-// Serve accepts connections on lis and serves each on its own goroutine.
+// Serve accepts connections on lis and serves each on its own goroutine,
+// in seedrpc's protocol or net/rpc's, whichever the client speaks.
 // With WithRegistry it registers every service at the listener's address
 // (or the one given with WithInstance) first. It returns ErrServerClosed after Shutdown or
 // Close, or the first accept error.
@@ -186,32 +190,44 @@ func (s *Server) Serve(lis net.Listener) error {
 		}
 		delay = 0
 		if s.admit(nc) {
-			s.ServeConn(nc)
+			s.serveConn(newServerConn(s, nc), true)
 		}
 	}
 }
 
-// ServeConn serves one connection on a new goroutine owned by the server.
-// It returns at once; Shutdown and Close stop it.
-func (s *Server) ServeConn(nc net.Conn) {
-	c := newServerConn(s, nc)
+// ServeConn serves one connection until it ends, as in net/rpc: it returns
+// once the client hangs up or Shutdown or Close closed the connection. The
+// connection may speak seedrpc or net/rpc's protocol. A conn that is not a
+// net.Conn has no deadlines: only closing it bounds its writes.
+func (s *Server) ServeConn(conn io.ReadWriteCloser) {
+	s.serveConn(newServerConn(s, asNetConn(conn)), false)
+}
+
+// serveConn serves c, on a new goroutine owned by the server when async,
+// or else on the caller's; Shutdown and Close stop it.
+func (s *Server) serveConn(c *serverConn, async bool) {
 	s.mu.Lock()
 	if s.aborted || (s.closed && !s.draining) {
 		s.mu.Unlock()
-		nc.Close()
+		c.close()
 		return
 	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.startReaperLocked()
 	s.mu.Unlock()
-	go func() {
+	run := func() {
 		defer s.wg.Done()
 		c.serve()
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
-	}()
+	}
+	if async {
+		go run()
+	} else {
+		run()
+	}
 }
 
 func (s *Server) isClosed() bool {

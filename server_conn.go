@@ -68,6 +68,9 @@ type serverConn struct {
 	// tls is the connection's TLS state for Request.TLS, read once.
 	tlsOnce sync.Once
 	tls     *tls.ConnectionState
+	// netrpc is set when the connection speaks net/rpc's protocol
+	// (netrpc_server.go): it has no draining frame and no acknowledgement.
+	netrpc atomic.Pointer[netrpcConn]
 }
 
 func newServerConn(s *Server, nc net.Conn) *serverConn {
@@ -96,6 +99,9 @@ func (c *serverConn) serve() {
 		return
 	}
 	c.started.Store(true)
+	if c.serveNetRPC() {
+		return
+	}
 	for {
 		h, err := c.fr.next()
 		if err != nil {
@@ -434,7 +440,9 @@ func (c *serverConn) startDrain() {
 		return
 	}
 	c.drainStart.Store(time.Now().UnixNano())
-	_ = c.w.WriteControl(wire.TypeDraining, 0)
+	if c.netrpc.Load() == nil {
+		_ = c.w.WriteControl(wire.TypeDraining, 0)
+	}
 }
 
 // drained reports whether the connection can be closed without losing a
@@ -447,7 +455,7 @@ func (c *serverConn) drained() bool {
 	if c.running.Load() > 0 || !c.w.Idle() {
 		return false
 	}
-	if acked {
+	if acked || c.netrpc.Load() != nil {
 		return true
 	}
 	return time.Since(time.Unix(0, c.drainStart.Load())) >= c.srv.opts.drainGrace

@@ -224,7 +224,7 @@ func TestShutdownServesLateConnectionsDraining(t *testing.T) {
 
 	local, remote := net.Pipe()
 	defer local.Close()
-	srv.ServeConn(remote)
+	go srv.ServeConn(remote) // returns when Shutdown closes it
 	body, _ := codec.Msgpack{}.AppendMarshal(nil, Args{1, 2})
 	frame := make([]byte, wire.HeaderSize, wire.HeaderSize+len("Calc.Add")+len(body))
 	frame = append(append(frame, "Calc.Add"...), body...)

@@ -45,18 +45,38 @@ type methodType struct {
 
 // newValues returns pointers to a fresh args value, ready to decode into,
 // and a fresh reply value. Both live in one allocation when the method
-// table could build a struct type holding the two.
+// table could build a struct type holding the two. A map or slice reply
+// is made empty, not nil, as net/rpc does, so that a handler can fill it.
 func (m *methodType) newValues() (argp, replyp reflect.Value) {
 	if m.pair != nil {
 		v := reflect.New(m.pair).Elem()
-		return v.Field(0).Addr(), v.Field(1).Addr()
+		argp, replyp = v.Field(0).Addr(), v.Field(1).Addr()
+	} else {
+		argType := m.argType
+		if m.argIsPtr {
+			argType = argType.Elem()
+		}
+		argp, replyp = reflect.New(argType), reflect.New(m.replyType)
 	}
-	argType := m.argType
-	if m.argIsPtr {
-		argType = argType.Elem()
+	switch m.replyType.Kind() {
+	case reflect.Map:
+		replyp.Elem().Set(reflect.MakeMap(m.replyType))
+	case reflect.Slice:
+		// An empty slice on the zero-size base, as reflect.MakeSlice(t, 0, 0)
+		// would make, without its allocation.
+		*(*sliceHeader)(replyp.UnsafePointer()) = sliceHeader{data: unsafe.Pointer(&zeroBase)}
 	}
-	return reflect.New(argType), reflect.New(m.replyType)
+	return argp, replyp
 }
+
+// sliceHeader is the layout of a slice; zeroBase is what empty slice
+// replies point to.
+type sliceHeader struct {
+	data     unsafe.Pointer
+	len, cap int
+}
+
+var zeroBase [0]byte
 
 // pairType returns struct{ A args; R reply } for newValues, or nil if
 // reflect cannot build it.
@@ -109,9 +129,6 @@ func newService(name string, rcvr any, useName bool) (*service, error) {
 	}
 	if sname == "" {
 		return nil, fmt.Errorf("rpc: no service name for type %s", t)
-	}
-	if strings.Contains(sname, ".") {
-		return nil, fmt.Errorf("rpc: service name %q contains a dot", sname)
 	}
 	if !useName && !token.IsExported(sname) {
 		return nil, fmt.Errorf("rpc: type %s is not exported; use RegisterName", sname)

@@ -65,7 +65,6 @@ func TestRegister(t *testing.T) {
 			"not a pointer", "not exported", "context.Context", "parameters", "error",
 		}},
 		{name: "value receiver of pointer methods", give: PtrOnly{}, wantErr: []string{"pointer"}},
-		{name: "name with dot", give: &Calc{}, giveName: "a.b", wantErr: []string{"dot"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,6 +98,10 @@ func TestRegister(t *testing.T) {
 	}
 	if err := srv.RegisterName("Calc", &Probe{}); err == nil {
 		t.Error(`RegisterName("Calc") of another type: error = nil, want duplicate error`)
+	}
+	// As in net/rpc, a service name may hold dots (calls split at the last).
+	if err := srv.RegisterName("net.rpc.Calc", &Calc{}); err != nil {
+		t.Errorf(`RegisterName("net.rpc.Calc", &Calc{}) = %v`, err)
 	}
 	// An unexported type may be registered by name.
 	if err := srv.RegisterName("Lower", &calcLower{}); err != nil {
