@@ -61,8 +61,8 @@ func (s *Server) admit(nc net.Conn) bool {
 }
 
 // startReaperLocked starts the idle reaper with the first connection; s.mu
-// is held. It stops when Shutdown or Close cancel baseCtx, and s.wg waits
-// for it.
+// is held. It stops when Shutdown or Close cancel baseCtx, or once the
+// server has no connection left, and s.wg waits for it.
 func (s *Server) startReaperLocked() {
 	if s.reaping {
 		return
@@ -85,6 +85,14 @@ func (s *Server) reap() {
 			return
 		case now := <-tick.C:
 			s.mu.Lock()
+			if len(s.conns) == 0 {
+				// Nothing to watch: stop, so that a server whose
+				// connections all ended (DefaultServer with ServeConn, say)
+				// holds no goroutine; the next connection starts another.
+				s.reaping = false
+				s.mu.Unlock()
+				return
+			}
 			for c := range s.conns {
 				conns = append(conns, c)
 			}
