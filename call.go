@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,12 @@ type attempt struct {
 	lbDone func(lb.DoneInfo)
 	// reported is set by the first report; later ones do nothing.
 	reported atomic.Bool
+	// wend is where the request ends in cc's stream once written, or
+	// wendNone, wendClaimed (see clientConn.fail).
+	wend atomic.Int64
+	// canSkip is set when the call may go to another instance instead of
+	// waiting for this one's suspect address.
+	canSkip bool
 }
 
 // maxSafeRetries bounds retries of requests that never ran.
@@ -294,7 +301,7 @@ func (st *callState) launch(a *attempt) {
 		if p == nil {
 			p = c.pool(a.addr)
 		}
-		cc, err := p.get(ctx)
+		cc, err := p.getConn(ctx, a.canSkip)
 		if err != nil {
 			err = callError(method, a.addr, err)
 		} else {
@@ -333,6 +340,8 @@ func (st *callState) route(t *target) (*attempt, error) {
 		now = time.Now()
 	}
 	*a = attempt{call: st.call, target: t, addr: addr, start: now, lbDone: lbDone}
+	// Another instance may take the call unless every one was tried.
+	a.canSkip = t != nil && !slices.Contains(tried, addr)
 	st.tried = append(st.tried, addr)
 	st.live = append(st.live, a)
 	st.mu.Unlock()

@@ -352,13 +352,23 @@ func (c *Client) writeRequest(ctx context.Context, st *callState, a *attempt, cc
 	st.mu.Unlock()
 	hdr.Seq = seq
 	wire.PutHeader(frame, hdr)
-	if err := cc.w.WriteBy(ctx, st.deadline, frame, false); err != nil && !errors.Is(err, wire.ErrWriteContinues) {
+	end, err := cc.w.WriteFrame(ctx, st.deadline, frame, false)
+	if end == 0 {
+		end = wendNone
+	}
+	if err != nil && !errors.Is(err, wire.ErrWriteContinues) && cc.unregister(seq) {
 		// (ErrWriteContinues: the request will reach the server, so the
 		// attempt stays pending and the call's timer ends it.)
-		if cc.unregister(seq) {
-			return callError(st.call.ServiceMethod, a.addr, err)
+		if !cc.settled(end) {
+			return callError(st.call.ServiceMethod, a.addr, err) // never left: try elsewhere
 		}
-		// The reader failed the attempt already; it handles the retry.
+		a.failed(err, true) // a batch write failed after it took our frame whole
+		return nil
+	}
+	if !a.wend.CompareAndSwap(0, end) {
+		// The connection failed while we wrote and left the verdict to us.
+		a.failed(cc.failure(), cc.settled(end))
+		return nil
 	}
 	if st.finished.Load() {
 		cc.cancel(seq) // finished (timed out) while we were sending
