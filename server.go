@@ -26,6 +26,8 @@ type Server struct {
 	shuttingDown atomic.Bool
 	// workers run handlers on goroutines whose stacks have already grown.
 	workers workerPool
+	// limiter is the adaptive concurrency limit; nil when off.
+	limiter *limiter
 	// baseCtx is the parent of every handler's ctx; cancelled by Close.
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
@@ -60,6 +62,9 @@ func NewServer(opts ...ServerOption) *Server {
 	}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	s.workers.init()
+	if o.adaptive {
+		s.limiter = newLimiter(adaptiveMin(), o.maxCalls, time.Now())
+	}
 	empty := map[string]*service{}
 	s.services.Store(&empty)
 	return s

@@ -198,15 +198,17 @@ func (c *serverConn) dispatch(h *wire.Header, bp *[]byte) bool {
 		return true
 	}
 	c.acquire() // blocks reading at the per-connection cap
-	if n := c.srv.running.Add(1); n > int64(c.srv.opts.maxCalls) {
+	n := c.srv.running.Add(1)
+	if n > int64(c.srv.opts.maxCalls) || c.srv.limiter.refuse(n) {
 		c.srv.running.Add(-1)
 		<-c.sem
 		putBuf(bp)
 		if !oneway {
-			c.writeError(h.Seq, wire.StatusOverloaded, fmt.Sprintf("rpc: server overloaded (%d calls running)", c.srv.opts.maxCalls))
+			c.writeError(h.Seq, wire.StatusOverloaded, c.srv.overloadMessage())
 		}
 		return true
 	}
+	sc.lim = c.srv.limiter.admit(c.srv, method, n)
 	track := true
 	c.mu.Lock()
 	if _, dup := c.calls[h.Seq]; dup {
@@ -244,11 +246,13 @@ type serverCall struct {
 	body    []byte
 	bp      *[]byte
 	ctx     callContext
+	lim     limitTicket
 }
 
 // serve runs the call on a worker goroutine.
 func (sc *serverCall) serve() {
 	sc.conn.handle(sc.seq, sc.codecID, sc.oneway, sc.track, sc.method, sc.body, sc.bp, &sc.ctx)
+	sc.conn.srv.limiter.done(&sc.lim)
 }
 
 // acquire takes a handler slot, waiting while the connection is at its cap.
