@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -28,10 +27,11 @@ import (
 // some by probing: for probeFor every probeEvery it admits only minLimit
 // calls). Every window, the ratio r of the calls' total latency to their
 // methods' total quiet latency moves the limit by the gradient
-// (1+tolerance)/r, clamped to [0.5, 2], plus a headroom of its square root;
-// it grows only while calls use at least half of it. Comparing averages per
-// method keeps a changing mix of fast and slow methods, or a method with
-// fast and slow cases, from reading as congestion.
+// (1+tolerance)/r, clamped to [0.5, 2], plus a headroom of its square root,
+// once two windows in a row agree on the direction; it grows only while
+// calls use at least half of it. Comparing averages per method keeps a
+// changing mix of fast and slow methods, or a method with fast and slow
+// cases, from reading as congestion.
 type limiter struct {
 	min, max int64
 	// limit is the current limit of running calls.
@@ -128,7 +128,12 @@ func (l *limiter) done(tk *limitTicket) {
 		return
 	}
 	now := time.Now()
-	d := int64(now.Sub(tk.start))
+	l.record(tk, now.Sub(tk.start), now)
+}
+
+// record adds a call of latency d, finished at now, to the window.
+func (l *limiter) record(tk *limitTicket, lat time.Duration, now time.Time) {
+	d := int64(lat)
 	base := tk.q.ns.Load()
 	if tk.quiet {
 		if base == 0 {
@@ -202,12 +207,7 @@ func (l *limiter) update(now time.Time) {
 		next = lim // unused: no reason to grow
 	}
 	l.limit.Store(int64(clampInt(int(next), int(l.min), int(l.max))))
-	if debugLimiter {
-		println("lim", int(lim), "->", l.limit.Load(), "ratio", r, "peak", peak)
-	}
 }
-
-var debugLimiter = os.Getenv("SEEDRPC_DEBUG_LIMITER") != ""
 
 // overloadMessage is the text of an ErrOverloaded answer.
 func (s *Server) overloadMessage() string {
