@@ -63,9 +63,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	profDir := fs.String("cpuprofile", "", "write CPU profiles of client and server for each measured window into this directory (skews the numbers)")
 	svg := fs.String("svg", "", "write an SVG chart of calls/s against concurrency to this file")
 	overload := fs.Bool("overload", false, "run the overload scenario instead: closed-loop capacity, then open loop at -overload-factor × capacity")
-	olLimits := fs.String("overload-limits", "default,adaptive", "overload: comma-separated server configurations: default, adaptive, fixed=N (WithMaxCalls)")
+	olLimits := fs.String("overload-limits", "default,fixed=12,adaptive", "overload: comma-separated server configurations: default, adaptive, fixed=N (WithMaxCalls)")
 	olModel := fs.String("overload-model", "sleep", "overload: the backend that sets capacity: sleep (slots of -overload-par held for -overload-work) or cpu (spin for -overload-work)")
-	olWork := fs.Duration("overload-work", 2*time.Millisecond, "overload: work per call")
+	olWork := fs.Duration("overload-work", 10*time.Millisecond, "overload: work per call")
 	olPar := fs.Int("overload-par", 8, "overload: slots of the sleep backend (capacity = par/work)")
 	olFactor := fs.Float64("overload-factor", 3, "overload: offered load as a multiple of the capacity")
 	olTimeout := fs.Duration("overload-timeout", 200*time.Millisecond, "overload: per-call timeout")
@@ -114,6 +114,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return errors.New("bench: -overload-work, -overload-par, -overload-factor and -overload-timeout must be positive")
 		}
 		cfg := overloadConfig{model: *olModel, work: *olWork, par: *olPar, factor: *olFactor, timeout: *olTimeout, json: *jsonOut}
+		warmupSet := false
+		fs.Visit(func(f *flag.Flag) { warmupSet = warmupSet || f.Name == "warmup" })
+		if !warmupSet {
+			// Long enough for a queue to build up to the timeouts, and for
+			// an adaptive limit to settle, before the measured window.
+			opts.warmup = 2 * time.Second
+		}
 		for _, l := range strings.Split(*olLimits, ",") {
 			if l = strings.TrimSpace(l); l != "" {
 				if _, err := limitOptions(l); err != nil {
