@@ -445,7 +445,13 @@ func (st *callState) asyncContext() (context.Context, context.CancelFunc) {
 
 // expire ends the call at its deadline.
 func (st *callState) expire() {
-	st.finish(callError(st.call.ServiceMethod, "", fmt.Errorf("%w after %v", ErrTimeout, time.Since(st.start).Round(time.Millisecond))))
+	addr := "" // where the call waited, when that was one instance
+	st.mu.Lock()
+	if len(st.live) == 1 {
+		addr = st.live[0].addr
+	}
+	st.mu.Unlock()
+	st.finish(callError(st.call.ServiceMethod, addr, fmt.Errorf("%w after %v", ErrTimeout, time.Since(st.start).Round(time.Millisecond))))
 }
 
 // finish ends the call with err unless it has ended already, cancelling

@@ -151,20 +151,8 @@ func TestDiscoveryKill9Child(t *testing.T) {
 	logFailures(t, t0, fails)
 	// Only calls in flight when the client learned of the death may fail
 	// (see TestFleetKill9UnderLoad), each caller's at most once.
-	k := countKill(recs, t0)
-	for _, f := range fails {
-		if f.start.After(k.learned) {
-			t.Errorf("a call started %v after the kill, after the client learned of it, failed: %v", f.start.Sub(t0).Round(time.Millisecond), f.err)
-		}
-	}
-	for c, n := range k.perCaller {
-		if n > 1 {
-			t.Errorf("caller %d lost %d calls; at most the one in flight may fail", c, n)
-		}
-	}
-	if len(fails) > k.inFlight {
-		t.Errorf("%d calls failed around the kill; at most the %d in flight may", len(fails), k.inFlight)
-	}
+	k := countKill(recs, t0, a.addr)
+	checkKill(t, k, t0, callers)
 	t.Logf("in flight at the signal %d, when the client learned %d (%v after the signal; reaped after %v)",
 		k.atSignal, k.inFlight, k.learned.Sub(t0).Round(time.Millisecond), dead.Sub(t0).Round(time.Millisecond))
 	var late int

@@ -69,3 +69,47 @@ func busyCPU(t testing.TB) bool {
 	time.Sleep(100 * time.Millisecond) // let it spin up
 	return true
 }
+
+// stallWatch measures how late a ticker of the test process fires: how
+// long the process was frozen at most (a loaded machine, a long GC).
+type stallWatch struct {
+	stopc chan struct{}
+	done  chan struct{}
+	worst time.Duration
+}
+
+// watchStalls starts a stall watch; stop ends it (Cleanup does too).
+func watchStalls(t testing.TB) *stallWatch {
+	w := &stallWatch{stopc: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		const tick = 5 * time.Millisecond
+		last := time.Now()
+		tk := time.NewTicker(tick)
+		defer tk.Stop()
+		for {
+			select {
+			case <-w.stopc:
+				return
+			case now := <-tk.C:
+				// The ticker drops ticks while nobody reads: the gap since
+				// the last one read, less a period, is how late it was.
+				w.worst = max(w.worst, now.Sub(last)-tick)
+				last = now
+			}
+		}
+	}()
+	t.Cleanup(func() { w.stop() })
+	return w
+}
+
+// stop ends the watch and returns the longest stall seen.
+func (w *stallWatch) stop() time.Duration {
+	select {
+	case <-w.stopc:
+	default:
+		close(w.stopc)
+	}
+	<-w.done
+	return w.worst
+}
