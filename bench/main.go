@@ -132,7 +132,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		if len(cfg.limits) == 0 {
 			return errors.New("bench: empty -overload-limits")
 		}
-		return runOverload(ctx, cfg, opts.runConfig, stdout, stderr)
+		return runOverload(ctx, cfg, opts.runConfig, opts.rounds, stdout, stderr)
 	}
 	return runAll(ctx, opts, stdout, stderr)
 }

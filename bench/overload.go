@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -162,47 +164,29 @@ func limitOptions(limit string) ([]rpc.ServerOption, error) {
 	return nil, fmt.Errorf("bench: unknown limit %q (have default, adaptive, fixed=N)", limit)
 }
 
-// runOverload runs the scenario: the closed-loop capacity of the server
-// with its default configuration, then every configuration open loop at
-// factor × that capacity, each server in its own child, then the capacity
-// again; goodput is judged against the larger of the two capacities.
-func runOverload(ctx context.Context, cfg overloadConfig, run runConfig, stdout, stderr io.Writer) error {
+// runOverload runs the scenario rounds times and reports, per
+// configuration, the round with the median goodput share.
+func runOverload(ctx context.Context, cfg overloadConfig, run runConfig, rounds int, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "%s; overload: model %s, work %v, parallelism %d, offered %.1f× capacity open loop, timeout %v\n",
-		machineLine(options{runConfig: run}), cfg.model, cfg.work, cfg.par, cfg.factor, cfg.timeout)
-	base, err := startChild(ctx, overloadSpec("default", cfg), false)
-	if err != nil {
-		return err
-	}
-	defer base.stop()
-	bcli, err := rpc.Dial("tcp", base.addr, rpc.WithPoolSize(run.conns))
-	if err != nil {
-		return err
-	}
-	defer bcli.Close()
-	before, err := closedLoop(ctx, bcli, 2*cfg.par, run, cfg.timeout)
-	if err != nil {
-		return fmt.Errorf("bench: overload capacity: %w", err)
-	}
-	fmt.Fprintf(stderr, "capacity (closed loop, %d callers, default configuration): %.0f calls/s\n", 2*cfg.par, before)
-
-	results := make([]overloadResult, 0, len(cfg.limits))
-	for _, limit := range cfg.limits {
-		r, err := overloadOne(ctx, cfg, run, limit, cfg.factor*before)
+		machineLine(options{runConfig: run, rounds: rounds}), cfg.model, cfg.work, cfg.par, cfg.factor, cfg.timeout)
+	byLimit := make([][]overloadResult, len(cfg.limits))
+	for round := 1; round <= max(rounds, 1); round++ {
+		rs, err := overloadRound(ctx, cfg, run, stderr)
 		if err != nil {
-			return fmt.Errorf("bench: overload %s: %w", limit, err)
+			return err
 		}
-		results = append(results, r)
+		if rounds > 1 {
+			fmt.Fprintf(stderr, "round %d of %d:\n", round, rounds)
+			printOverload(stderr, cfg, rs)
+		}
+		for i, r := range rs {
+			byLimit[i] = append(byLimit[i], r)
+		}
 	}
-	after, err := closedLoop(ctx, bcli, 2*cfg.par, run, cfg.timeout)
-	if err != nil {
-		return fmt.Errorf("bench: overload capacity: %w", err)
-	}
-	fmt.Fprintf(stderr, "capacity again after the open-loop runs: %.0f calls/s\n", after)
-	capacity := max(before, after)
-	for i := range results {
-		results[i].Capacity = capacity
-		results[i].CapacityBefore, results[i].CapacityAfter = before, after
-		results[i].GoodputShare = results[i].Goodput / capacity
+	results := make([]overloadResult, len(cfg.limits))
+	for i, rs := range byLimit {
+		slices.SortFunc(rs, func(a, b overloadResult) int { return cmp.Compare(a.GoodputShare, b.GoodputShare) })
+		results[i] = rs[(len(rs)-1)/2]
 		if cfg.json {
 			if err := json.NewEncoder(stdout).Encode(results[i]); err != nil {
 				return err
@@ -210,9 +194,55 @@ func runOverload(ctx context.Context, cfg overloadConfig, run runConfig, stdout,
 		}
 	}
 	if !cfg.json {
+		if rounds > 1 {
+			fmt.Fprintf(stdout, "median of %d rounds (by goodput share), per configuration:\n", rounds)
+		}
 		printOverload(stdout, cfg, results)
 	}
 	return ctx.Err()
+}
+
+// overloadRound runs the scenario once: the closed-loop capacity of the
+// server with its default configuration, then every configuration open
+// loop at factor × that capacity, each server in its own child, then the
+// capacity again; goodput is judged against the larger of the two.
+func overloadRound(ctx context.Context, cfg overloadConfig, run runConfig, stderr io.Writer) ([]overloadResult, error) {
+	base, err := startChild(ctx, overloadSpec("default", cfg), false)
+	if err != nil {
+		return nil, err
+	}
+	defer base.stop()
+	bcli, err := rpc.Dial("tcp", base.addr, rpc.WithPoolSize(run.conns))
+	if err != nil {
+		return nil, err
+	}
+	defer bcli.Close()
+	before, err := closedLoop(ctx, bcli, 4*cfg.par, run, cfg.timeout)
+	if err != nil {
+		return nil, fmt.Errorf("bench: overload capacity: %w", err)
+	}
+	fmt.Fprintf(stderr, "capacity (closed loop, %d callers, default configuration): %.0f calls/s\n", 4*cfg.par, before)
+
+	results := make([]overloadResult, 0, len(cfg.limits))
+	for _, limit := range cfg.limits {
+		r, err := overloadOne(ctx, cfg, run, limit, cfg.factor*before)
+		if err != nil {
+			return nil, fmt.Errorf("bench: overload %s: %w", limit, err)
+		}
+		results = append(results, r)
+	}
+	after, err := closedLoop(ctx, bcli, 4*cfg.par, run, cfg.timeout)
+	if err != nil {
+		return nil, fmt.Errorf("bench: overload capacity: %w", err)
+	}
+	fmt.Fprintf(stderr, "capacity again after the open-loop runs: %.0f calls/s\n", after)
+	capacity := max(before, after)
+	for i := range results {
+		results[i].Capacity = capacity
+		results[i].CapacityBefore, results[i].CapacityAfter = before, after
+		results[i].GoodputShare = results[i].Goodput / capacity
+	}
+	return results, ctx.Err()
 }
 
 // overloadOne offers rate calls per second open loop to a server child of
@@ -398,13 +428,13 @@ func printOverload(w io.Writer, cfg overloadConfig, rs []overloadResult) {
 	if len(rs) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "capacity (closed loop, %d callers, default configuration): %.0f calls/s before, %.0f after; offered %.1f× the first open loop, timeout %v\n\n",
-		2*cfg.par, rs[0].CapacityBefore, rs[0].CapacityAfter, cfg.factor, cfg.timeout)
-	const f = "%-12s %9s %9s %8s %8s %8s %8s %8s %9s %9s %8s %8s\n"
-	fmt.Fprintf(w, f, "limit", "offered/s", "goodput/s", "goodput", "rejects", "timeouts",
+	fmt.Fprintf(w, "capacity: closed loop, %d callers, default configuration, before and after the open-loop runs; offered %.1f× the first open loop, timeout %v\n\n",
+		4*cfg.par, cfg.factor, cfg.timeout)
+	const f = "%-12s %11s %9s %9s %8s %8s %8s %8s %8s %9s %9s %8s %8s\n"
+	fmt.Fprintf(w, f, "limit", "capacity/s", "offered/s", "goodput/s", "goodput", "rejects", "timeouts",
 		"ok p50", "ok p99", "rej p50", "rej p99", "RSS MiB", "heap MiB")
 	for _, r := range rs {
-		fmt.Fprintf(w, f, r.Limit, fmt.Sprintf("%.0f", r.Offered),
+		fmt.Fprintf(w, f, r.Limit, fmt.Sprintf("%.0f/%.0f", r.CapacityBefore, r.CapacityAfter), fmt.Sprintf("%.0f", r.Offered),
 			fmt.Sprintf("%.0f", r.Goodput), pct(r.GoodputShare), pct(r.RejectShare), pct(r.TimeoutShare),
 			fmt.Sprintf("%.1fms", r.OKp50ms), fmt.Sprintf("%.1fms", r.OKp99ms),
 			fmt.Sprintf("%.2fms", r.Rejectp50ms), fmt.Sprintf("%.2fms", r.Rejectp99ms),
@@ -413,7 +443,7 @@ func printOverload(w io.Writer, cfg overloadConfig, rs []overloadResult) {
 			fmt.Fprintf(w, "%12s other errors %s, e.g. %s\n", "", pct(r.OtherShare), r.OtherError)
 		}
 	}
-	fmt.Fprintln(w, "\ngoodput is calls answered successfully per second, and as a share of the larger capacity;")
+	fmt.Fprintln(w, "\ngoodput is calls answered successfully per second, and as a share of the larger of the two capacities;")
 	fmt.Fprintln(w, "rejects (ErrOverloaded) and timeouts are shares of the calls offered;")
 	fmt.Fprintln(w, "latencies are from the call's start to its answer (success or ErrOverloaded); memory is the server's peak.")
 }

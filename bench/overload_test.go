@@ -22,7 +22,7 @@ func TestOverloadSmoke(t *testing.T) {
 	}
 	run := runConfig{warmup: 50 * time.Millisecond, duration: 300 * time.Millisecond, conns: 2}
 	var out, errOut bytes.Buffer
-	if err := runOverload(ctx, cfg, run, &out, &errOut); err != nil {
+	if err := runOverload(ctx, cfg, run, 1, &out, &errOut); err != nil {
 		t.Fatalf("runOverload() = %v; stderr:\n%s", err, errOut.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
