@@ -135,7 +135,7 @@ func TestConnFailRetriesUnwritten(t *testing.T) {
 		cc := c.staticPool.ready()
 		return cc == nil || cc.load.Load() == 2
 	})
-	first.steps <- scriptStep{n: n}                            // a's request goes out whole
+	first.steps <- scriptStep{n: n}                          // a's request goes out whole
 	first.steps <- scriptStep{n: 5, err: syscall.ECONNRESET} // b's is cut short: the peer reset
 	waitCall(t, a, defaultTestTimeout)
 	waitCall(t, b, defaultTestTimeout)

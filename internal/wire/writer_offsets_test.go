@@ -57,7 +57,7 @@ func TestWriterStreamOffsets(t *testing.T) {
 		t.Fatalf("queued WriteFrame = %d, %v; want 150, nil", end2, err)
 	}
 	broken := errors.New("connection reset")
-	sw.steps <- scriptStep{n: 100}              // the first frame goes out whole
+	sw.steps <- scriptStep{n: 100}             // the first frame goes out whole
 	sw.steps <- scriptStep{n: 20, err: broken} // the second only in part
 	r := <-firstDone
 	if r.end != 100 || !errors.Is(r.err, broken) {
