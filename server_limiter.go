@@ -22,10 +22,11 @@ import (
 // The signal is queueing time: how much longer calls take, from the
 // request read to the handler's return, than the same methods take on a
 // quiet server. Each method's quiet latency is a moving average of calls
-// that started with at most minLimit calls running (a lightly loaded
-// server gives them all the time; under sustained load the limiter makes
-// some by probing: for probeFor every probeEvery it admits only minLimit
-// calls). Every window, the ratio r of the calls' total latency to their
+// that started with at most minLimit calls running. A lightly loaded
+// server gives them all the time; a server that has been refusing calls
+// for a while with none such, the limiter makes some by probing: for
+// probeFor (every probeEvery at most) it admits only minLimit calls. A
+// server that refuses nothing is never probed. Every window, the ratio r of the calls' total latency to their
 // methods' total quiet latency moves the limit by the gradient
 // (1+tolerance)/r, clamped to [0.5, 2], plus a headroom of its square root,
 // once two windows in a row agree on the direction; it grows only while
@@ -42,6 +43,9 @@ type limiter struct {
 	sumLat, sumBase atomic.Int64
 	count           atomic.Int64
 	peak            atomic.Int64
+	// refused counts refusals since the last probe; lastQuiet is when a
+	// quiet call last finished (unix ns).
+	refused, lastQuiet atomic.Int64
 	// quiet by method (*methodType -> *quietLatency).
 	quiet sync.Map
 
@@ -97,6 +101,7 @@ func (l *limiter) refuse(running int64) bool {
 		return false
 	}
 	if running > l.limit.Load() {
+		l.refused.Add(1)
 		return true
 	}
 	if running > l.peak.Load() {
@@ -136,6 +141,7 @@ func (l *limiter) record(tk *limitTicket, lat time.Duration, now time.Time) {
 	d := int64(lat)
 	base := tk.q.ns.Load()
 	if tk.quiet {
+		l.lastQuiet.Store(now.UnixNano())
 		if base == 0 {
 			base = d
 		} else {
@@ -175,11 +181,15 @@ func (l *limiter) update(now time.Time) {
 		return // this window's calls ran under the probe: no signal
 	}
 	if now.After(l.nextProbe) {
+		// Probe only a server that has been refusing calls, with no quiet
+		// call to learn from for a while: its quiet latencies may be stale.
 		l.nextProbe = now.Add(jitter(probeEvery))
-		l.saved = l.limit.Load()
-		l.probeUntil = now.Add(probeFor)
-		l.limit.Store(l.min)
-		return
+		if l.refused.Swap(0) > 0 && now.Sub(time.Unix(0, l.lastQuiet.Load())) > probeEvery/2 {
+			l.saved = l.limit.Load()
+			l.probeUntil = now.Add(probeFor)
+			l.limit.Store(l.min)
+			return
+		}
 	}
 	if sumBase == 0 || sumLat == 0 {
 		l.prevRatio = 0

@@ -127,6 +127,15 @@ func TestLimiterProbe(t *testing.T) {
 	q := new(quietLatency)
 	c.quiet(q, 10*time.Millisecond)
 	c.l.limit.Store(30)
+	// Refusing nothing: no probe.
+	c.l.nextProbe = c.now.Add(limitWindow / 2)
+	c.window(q, 32, 10*time.Millisecond, 10)
+	if got := c.l.limit.Load(); got != 30 {
+		t.Fatalf("limit %d after the probe time of a server that refused nothing, want 30 (no probe)", got)
+	}
+	// Refusing, and no quiet call for long: a probe.
+	c.now = c.now.Add(probeEvery)
+	c.l.refuse(31)
 	c.l.nextProbe = c.now.Add(limitWindow / 2)
 	c.window(q, 32, 10*time.Millisecond, 10)
 	if got := c.l.limit.Load(); got != c.l.min {
