@@ -322,7 +322,7 @@ func (c *Client) writeOneway(ctx context.Context, st *callState, a *attempt, cc 
 	method := st.call.ServiceMethod
 	hdr.Seq = cc.seq.Add(1)
 	wire.PutHeader(frame, hdr)
-	if err := cc.w.WriteBy(ctx, st.deadline, frame, true); err != nil {
+	if end, err := cc.w.WriteFrame(ctx, st.deadline, frame, true); err != nil {
 		if errors.Is(err, wire.ErrWriteContinues) {
 			// It will reach the server: never send it again.
 			return notRetryable{callError(method, a.addr, fmt.Errorf("%w (%w)", ErrTimeout, err))}
@@ -330,7 +330,12 @@ func (c *Client) writeOneway(ctx context.Context, st *callState, a *attempt, cc 
 		if ctx.Err() != nil {
 			return notRetryable{ctxError(st.call, ctx.Err())}
 		}
-		return callError(method, a.addr, err)
+		// The connection failed: if the kernel took the frame whole (a
+		// later frame of the batch failed), it is written; else send it
+		// elsewhere.
+		if end == 0 || end > cc.w.Settle() {
+			return callError(method, a.addr, err)
+		}
 	}
 	a.report(nil, nil)
 	st.mu.Lock()
