@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,8 +59,9 @@ type callState struct {
 	// tried are the addresses attempted, so retries and hedges go elsewhere.
 	tried []string
 	// retries counts retries used; safeRetries counts retries of requests
-	// that never ran (not sent, or refused by a draining server).
-	retries, safeRetries int
+	// that never ran (not sent, or refused by a draining server);
+	// overloads counts retries after an overloaded server's refusal.
+	retries, safeRetries, overloads int
 	// first is the first attempt, kept inline to save an allocation, as
 	// are the backing arrays of live and tried for the common cases.
 	first    attempt
@@ -78,10 +80,20 @@ type attempt struct {
 	lbDone func(lb.DoneInfo)
 	// reported is set by the first report; later ones do nothing.
 	reported atomic.Bool
+	// wend is where the request ends in cc's stream once written, or
+	// wendNone, wendClaimed (see clientConn.fail).
+	wend atomic.Int64
+	// canSkip is set when the call may go to another instance instead of
+	// waiting for this one's suspect address.
+	canSkip bool
 }
 
 // maxSafeRetries bounds retries of requests that never ran.
 const maxSafeRetries = 3
+
+// maxOverloadRetries bounds the other instances a call refused as
+// overloaded tries, so that an overloaded fleet answers at once.
+const maxOverloadRetries = 2
 
 // completed is called by the reader with a response for a: its metadata
 // and body, which alias the reader's buffer.
@@ -110,7 +122,11 @@ func (a *attempt) completed(status wire.Status, meta, body []byte) {
 		} else {
 			err = statusError(status, string(body))
 		}
-		if status == wire.StatusShuttingDown || status == wire.StatusOverloaded {
+		if status == wire.StatusOverloaded {
+			st.overloaded(a, err)
+			return
+		}
+		if status == wire.StatusShuttingDown {
 			// The call did not run: safe to try another instance.
 			st.attemptFailed(a, err, false)
 			return
@@ -191,6 +207,36 @@ func (st *callState) attemptFailed(a *attempt, err error, sent bool) {
 	st.finish(err)
 }
 
+// overloaded handles a refusal by an overloaded server (the call did not
+// run). Backing off and asking the same fleet again would turn a fast
+// answer into a slow one, so the call goes at once to an instance it has
+// not tried, at most maxOverloadRetries times, and never again to one that
+// refused it; with no such instance (or a client of one server) it fails
+// at once with ErrOverloaded. The refusal does not count toward ejection:
+// the server is healthy, and ejecting busy instances piles their load on
+// the others.
+func (st *callState) overloaded(a *attempt, err error) {
+	a.report(err, nil)
+	err = callError(st.call.ServiceMethod, a.addr, err)
+	st.mu.Lock()
+	st.removeLive(a)
+	others := len(st.live)
+	retry := !st.finished.Load() && a.target != nil && st.overloads < maxOverloadRetries && st.budgetLeft()
+	if retry {
+		st.overloads++
+	}
+	st.mu.Unlock()
+	if retry {
+		if next, rerr := st.route(a.target, false); rerr == nil {
+			st.launchAsync(next)
+			return
+		}
+	}
+	if others == 0 {
+		st.finish(err)
+	}
+}
+
 // budgetLeft reports whether enough of the deadline is left to retry.
 func (st *callState) budgetLeft() bool {
 	if st.deadline.IsZero() {
@@ -251,7 +297,7 @@ func (st *callState) launchFast(ctx context.Context) {
 			return
 		}
 	}
-	a, err := st.route(t)
+	a, err := st.route(t, true)
 	if err != nil {
 		st.noRoute(err)
 		return
@@ -315,7 +361,7 @@ func (st *callState) launch(a *attempt) {
 			}
 			t, err := c.waitTarget(ctx, st.service)
 			if err == nil {
-				a, err = st.route(t)
+				a, err = st.route(t, true)
 			}
 			if err != nil {
 				st.noRoute(err)
@@ -326,7 +372,7 @@ func (st *callState) launch(a *attempt) {
 		if p == nil {
 			p = c.pool(a.addr)
 		}
-		cc, err := p.get(ctx)
+		cc, err := p.getConn(ctx, a.canSkip)
 		if err != nil {
 			err = callError(method, a.addr, err)
 		} else {
@@ -340,8 +386,9 @@ func (st *callState) launch(a *attempt) {
 }
 
 // route picks the instance of the call's next attempt and makes the
-// attempt; t is nil for a client of one server.
-func (st *callState) route(t *target) (*attempt, error) {
+// attempt; t is nil for a client of one server. With again, an instance
+// already tried may be picked when no other is left.
+func (st *callState) route(t *target, again bool) (*attempt, error) {
 	st.mu.Lock()
 	tried := st.tried
 	st.mu.Unlock()
@@ -349,7 +396,7 @@ func (st *callState) route(t *target) (*attempt, error) {
 	var lbDone func(lb.DoneInfo)
 	if t != nil {
 		var err error
-		if addr, lbDone, err = t.pick(&st.opts, tried); err != nil {
+		if addr, lbDone, err = t.pick(&st.opts, tried, again); err != nil {
 			return nil, err
 		}
 	}
@@ -365,6 +412,8 @@ func (st *callState) route(t *target) (*attempt, error) {
 		now = time.Now()
 	}
 	*a = attempt{call: st.call, target: t, addr: addr, start: now, lbDone: lbDone}
+	// Another instance may take the call unless every one was tried.
+	a.canSkip = t != nil && !slices.Contains(tried, addr)
 	st.tried = append(st.tried, addr)
 	st.live = append(st.live, a)
 	st.mu.Unlock()
@@ -436,7 +485,13 @@ func (st *callState) asyncContext() (context.Context, context.CancelFunc) {
 
 // expire ends the call at its deadline.
 func (st *callState) expire() {
-	st.finish(callError(st.call.ServiceMethod, "", fmt.Errorf("%w after %v", ErrTimeout, time.Since(st.start).Round(time.Millisecond))))
+	addr := "" // where the call waited, when that was one instance
+	st.mu.Lock()
+	if len(st.live) == 1 {
+		addr = st.live[0].addr
+	}
+	st.mu.Unlock()
+	st.finish(callError(st.call.ServiceMethod, addr, fmt.Errorf("%w after %v", ErrTimeout, time.Since(st.start).Round(time.Millisecond))))
 }
 
 // finish ends the call with err unless it has ended already, cancelling

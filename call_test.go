@@ -51,7 +51,7 @@ func TestCallErrorText(t *testing.T) {
 	}{
 		{"timeout", func() error {
 			return cli.Call("Calc.Sleep", time.Minute, new(int), WithTimeout(20*time.Millisecond))
-		}, ErrTimeout, "rpc: call Calc.Sleep"}, // the client's timer or the server's answer, whichever comes first
+		}, ErrTimeout, "rpc: call Calc.Sleep to "},
 		{"ctx cancelled", func() error {
 			return cli.CallContext(cancelled, "Calc.Add", Args{}, new(int))
 		}, context.Canceled, "rpc: call Calc.Add: "},

@@ -390,7 +390,7 @@ func (c *Client) writeOneway(ctx context.Context, st *callState, a *attempt, cc 
 	method := st.call.ServiceMethod
 	hdr.Seq = cc.seq.Add(1)
 	wire.PutHeader(frame, hdr)
-	if err := cc.w.WriteBy(ctx, st.deadline, frame, true); err != nil {
+	if end, err := cc.w.WriteFrame(ctx, st.deadline, frame, true); err != nil {
 		if errors.Is(err, wire.ErrWriteContinues) {
 			// It will reach the server: never send it again.
 			return notRetryable{callError(method, a.addr, fmt.Errorf("%w (%w)", ErrTimeout, err))}
@@ -398,7 +398,12 @@ func (c *Client) writeOneway(ctx context.Context, st *callState, a *attempt, cc 
 		if ctx.Err() != nil {
 			return notRetryable{ctxError(st.call, ctx.Err())}
 		}
-		return callError(method, a.addr, err)
+		// The connection failed: if the kernel took the frame whole (a
+		// later frame of the batch failed), it is written; else send it
+		// elsewhere.
+		if end == 0 || end > cc.w.Settle() {
+			return callError(method, a.addr, err)
+		}
 	}
 	a.report(nil, nil)
 	st.mu.Lock()
@@ -420,13 +425,23 @@ func (c *Client) writeRequest(ctx context.Context, st *callState, a *attempt, cc
 	st.mu.Unlock()
 	hdr.Seq = seq
 	wire.PutHeader(frame, hdr)
-	if err := cc.w.WriteBy(ctx, st.deadline, frame, false); err != nil && !errors.Is(err, wire.ErrWriteContinues) {
+	end, err := cc.w.WriteFrame(ctx, st.deadline, frame, false)
+	if end == 0 {
+		end = wendNone
+	}
+	if err != nil && !errors.Is(err, wire.ErrWriteContinues) && cc.unregister(seq) {
 		// (ErrWriteContinues: the request will reach the server, so the
 		// attempt stays pending and the call's timer ends it.)
-		if cc.unregister(seq) {
-			return callError(st.call.ServiceMethod, a.addr, err)
+		if !cc.settled(end) {
+			return callError(st.call.ServiceMethod, a.addr, err) // never left: try elsewhere
 		}
-		// The reader failed the attempt already; it handles the retry.
+		a.failed(err, true) // a batch write failed after it took our frame whole
+		return nil
+	}
+	if !a.wend.CompareAndSwap(0, end) {
+		// The connection failed while we wrote and left the verdict to us.
+		a.failed(cc.failure(), cc.settled(end))
+		return nil
 	}
 	if st.finished.Load() {
 		cc.cancel(seq) // finished (timed out) while we were sending

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -30,8 +31,12 @@ type clientConn struct {
 	// calls are failed, so that their retries never pick it again.
 	dead atomic.Bool
 	// suspect is set when a sibling connection to the same address broke
-	// abruptly: no new calls go here until a frame proves the server alive.
+	// abruptly, or when this one was dialled since: no new calls go here
+	// until the server answers the ping sent then (probe is its sequence
+	// number). A response read meanwhile proves nothing: the server may
+	// have written it before it died.
 	suspect atomic.Bool
+	probe   atomic.Uint64
 	// recvd is set by the reader on every frame and cleared by the health
 	// check, which pings a connection that stayed silent.
 	recvd atomic.Bool
@@ -70,6 +75,9 @@ func (cc *clientConn) usable() bool {
 
 // readLoop is the connection's reader goroutine.
 func (cc *clientConn) readLoop() {
+	if cc.suspect.Load() {
+		cc.probePing() // dialled while the address was suspect
+	}
 	err := cc.read()
 	if !cc.dead.Load() && !cc.draining.Load() {
 		// The server went away without a word (crash, reset): its other
@@ -91,9 +99,6 @@ func (cc *clientConn) read() error {
 		}
 		cc.recvd.Store(true)
 		cc.pingSent.Store(0)
-		if cc.suspect.Load() {
-			cc.suspect.Store(false)
-		}
 		h, err := wire.ParseHeader(hb[:], hardLimit(opts.maxFrame))
 		if err == nil && h.Type != wire.TypeResponse && h.PayloadLen() > opts.maxFrame {
 			err = fmt.Errorf("%w: %s frame of %d bytes (max %d)", wire.ErrTooLarge, h.Type, h.PayloadLen(), opts.maxFrame)
@@ -156,6 +161,9 @@ func (cc *clientConn) read() error {
 			if _, err := cc.br.Discard(h.PayloadLen()); err != nil {
 				return err
 			}
+			if h.Seq != 0 && h.Seq == cc.probe.Load() {
+				cc.pool.proved(cc)
+			}
 		case wire.TypeDraining:
 			if _, err := cc.br.Discard(h.PayloadLen()); err != nil {
 				return err
@@ -204,7 +212,9 @@ var (
 	errIdle    = errors.New("idle connection closed")
 )
 
-// fail marks the connection dead and fails every pending call.
+// fail marks the connection dead and fails every pending call. A call
+// whose request the connection's writer had not handed to the kernel whole
+// never reached the server: it fails as unsent, so it goes elsewhere.
 func (cc *clientConn) fail(err error) {
 	cc.dead.Store(true)
 	cc.nc.Close()
@@ -217,9 +227,40 @@ func (cc *clientConn) fail(err error) {
 	cc.pending = nil
 	cc.load.Store(0)
 	cc.mu.Unlock()
-	for _, a := range pending {
-		a.failed(err, true)
+	if len(pending) == 0 {
+		return
 	}
+	written := cc.w.Settle() // final: the connection is closed
+	for _, a := range pending {
+		end := a.wend.Swap(wendClaimed)
+		if end == 0 {
+			continue // its sender is still writing; it decides (writeRequest)
+		}
+		a.failed(err, end <= written)
+	}
+}
+
+// failure returns the error the connection failed with.
+func (cc *clientConn) failure() error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.err
+}
+
+// Values of attempt.wend besides a request's end in its connection's
+// stream (see fail and writeRequest).
+const (
+	// wendClaimed: the connection failed before the sender recorded where
+	// its request ends; the sender fails the attempt.
+	wendClaimed = -1
+	// wendNone: the request never entered the stream.
+	wendNone = math.MaxInt64
+)
+
+// settled reports whether a request that ends at end in the stream reached
+// the kernel whole, once the connection has failed.
+func (cc *clientConn) settled(end int64) bool {
+	return end != wendNone && end <= cc.w.Settle()
 }
 
 // register adds a to the pending map under a new sequence number.
@@ -256,6 +297,14 @@ func (cc *clientConn) cancel(seq uint64) {
 	if cc.unregister(seq) {
 		_ = cc.w.WriteControl(wire.TypeCancel, seq)
 	}
+}
+
+// probePing sends a ping whose pong clears the connection's suspicion.
+func (cc *clientConn) probePing() {
+	seq := cc.seq.Add(1)
+	cc.probe.Store(seq)
+	cc.pingSent.Store(time.Now().UnixNano())
+	_ = cc.w.WriteControl(wire.TypePing, seq)
 }
 
 // ping sends a keepalive ping.

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -30,7 +31,18 @@ type connPool struct {
 	nextDial time.Time
 	lastErr  error
 	closed   bool
+	// suspect is set when a connection broke abruptly (the server may be
+	// dead, its other connections not yet reset) and cleared when a
+	// connection answers a ping sent since. Meanwhile connections dialled
+	// are suspect too (a dying server's kernel still completes handshakes),
+	// and calls that can go elsewhere do.
+	suspect bool
 }
+
+// errSuspect is why a call that could go to another instance did not use
+// an address whose connection just broke: it fails before sending and is
+// routed elsewhere.
+var errSuspect = errors.New("a connection broke abruptly; the address is avoided until it answers a ping")
 
 // ready returns the least busy usable connection without waiting, or nil.
 // When even that one is busy it dials another in the background, up to
@@ -46,7 +58,13 @@ func (p *connPool) ready() *clientConn {
 
 // get returns a usable connection, dialling one (bounded by ctx and the
 // keepalive interval) when there is none, or joining the dial in progress.
-func (p *connPool) get(ctx context.Context) (*clientConn, error) {
+func (p *connPool) get(ctx context.Context) (*clientConn, error) { return p.getConn(ctx, false) }
+
+// getConn is get for a call that, if canSkip, may go to another instance:
+// while the address is suspect it fails at once with errSuspect (starting
+// a dial that will probe the address if no connection is left to).
+// Otherwise a suspect connection is still better than none.
+func (p *connPool) getConn(ctx context.Context, canSkip bool) (*clientConn, error) {
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -56,6 +74,23 @@ func (p *connPool) get(ctx context.Context) (*clientConn, error) {
 		if cc := p.leastBusy(); cc != nil {
 			p.mu.Unlock()
 			return cc, nil
+		}
+		if p.suspect {
+			if canSkip {
+				if len(p.conns) == 0 && p.dialDone == nil && !p.client.now().Before(p.nextDial) {
+					p.dialDone = make(chan struct{})
+					if !p.client.goAsync(func() { p.dial(p.client.ctx) }) {
+						close(p.dialDone)
+						p.dialDone = nil
+					}
+				}
+				p.mu.Unlock()
+				return nil, fmt.Errorf("%s: %w", p.addr, errSuspect)
+			}
+			if cc := p.leastBusySuspect(); cc != nil {
+				p.mu.Unlock()
+				return cc, nil
+			}
 		}
 		if done := p.dialDone; done != nil {
 			p.mu.Unlock()
@@ -100,6 +135,21 @@ func (p *connPool) leastBusy() *clientConn {
 	return best
 }
 
+// leastBusySuspect returns the live suspect connection with the fewest
+// pending calls, or nil; p.mu is held.
+func (p *connPool) leastBusySuspect() *clientConn {
+	var best *clientConn
+	for _, cc := range p.conns {
+		if cc.draining.Load() || cc.dead.Load() {
+			continue
+		}
+		if best == nil || cc.load.Load() < best.load.Load() {
+			best = cc
+		}
+	}
+	return best
+}
+
 // dial opens one connection and adds it to the pool; p.dialDone is set and
 // is closed when dial returns.
 func (p *connPool) dial(ctx context.Context) (*clientConn, error) {
@@ -128,6 +178,9 @@ func (p *connPool) dial(ctx context.Context) (*clientConn, error) {
 		return nil, fmt.Errorf("dial %s: %w", p.addr, err)
 	}
 	cc := newClientConn(p, nc)
+	if p.suspect {
+		cc.suspect.Store(true) // its reader probes it
+	}
 	if !p.client.goAsync(cc.readLoop) {
 		nc.Close() // the client is closing
 		return nil, ErrShutdown
@@ -151,16 +204,31 @@ func (p *connPool) remove(cc *clientConn) {
 	}
 }
 
-// suspectAll marks every connection but broken as suspect and pings it.
+// suspectAll marks the address and every connection but broken as
+// suspect, and probes each connection with a ping.
 func (p *connPool) suspectAll(broken *clientConn) {
 	p.mu.Lock()
+	p.suspect = true
 	conns := slices.Clone(p.conns)
 	p.mu.Unlock()
 	for _, cc := range conns {
-		if cc != broken && !cc.suspect.Swap(true) {
-			cc.ping()
+		if cc != broken {
+			// Probe again even if suspect already: a pong to an older
+			// ping proves nothing about this break.
+			cc.suspect.Store(true)
+			cc.probePing()
 		}
 	}
+}
+
+// proved clears the suspicion of cc, which answered its probe, and of the
+// address: the server is alive. Its other suspect connections stay so
+// until they answer too.
+func (p *connPool) proved(cc *clientConn) {
+	p.mu.Lock()
+	p.suspect = false
+	p.mu.Unlock()
+	cc.suspect.Store(false)
 }
 
 // check pings silent connections, closes those that stayed silent after a

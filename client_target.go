@@ -256,8 +256,9 @@ func (t *target) rebuild(now time.Time) {
 	t.snap.Store(s)
 }
 
-// pick chooses the address of the next attempt.
-func (t *target) pick(o *callOptions, tried []string) (string, func(lb.DoneInfo), error) {
+// pick chooses the address of the next attempt, avoiding those tried; with
+// again it falls back to one of them when no other is left.
+func (t *target) pick(o *callOptions, tried []string, again bool) (string, func(lb.DoneInfo), error) {
 	s := t.snap.Load()
 	if s != nil && s.expires != 0 && t.c.now().UnixNano() >= s.expires {
 		t.mu.Lock()
@@ -298,7 +299,7 @@ func (t *target) pick(o *callOptions, tried []string) (string, func(lb.DoneInfo)
 		exclude = append(filtered, tried...)
 	}
 	res, err := s.picker.Pick(lb.PickInfo{Key: o.hashKey, Exclude: exclude})
-	if errors.Is(err, lb.ErrNoEndpoints) && len(exclude) > len(filtered) {
+	if errors.Is(err, lb.ErrNoEndpoints) && again && len(exclude) > len(filtered) {
 		// Everything was tried: allow a second go at one of them.
 		res, err = s.picker.Pick(lb.PickInfo{Key: o.hashKey, Exclude: filtered})
 	}

@@ -36,7 +36,7 @@ func routable(t *testing.T, tg *target) ([]string, error) {
 	t.Helper()
 	seen := map[string]bool{}
 	for range 12 { // round robin over at most 3 instances, 4 times
-		addr, _, err := tg.pick(&callOptions{}, nil)
+		addr, _, err := tg.pick(&callOptions{}, nil, true)
 		if err != nil {
 			return nil, err
 		}
@@ -176,17 +176,17 @@ func TestTargetPickFilterAndTried(t *testing.T) {
 	}
 	tg.update(insts)
 	for range 6 {
-		addr, _, err := tg.pick(&callOptions{filter: map[string]string{"zone": "0"}}, []string{"a"})
+		addr, _, err := tg.pick(&callOptions{filter: map[string]string{"zone": "0"}}, []string{"a"}, true)
 		if err != nil || addr != "c" {
 			t.Fatalf("pick(zone=0, tried a) = %q, %v; want c", addr, err)
 		}
 	}
 	// Everything matching was tried: a second go at one of them.
-	addr, _, err := tg.pick(&callOptions{filter: map[string]string{"zone": "1"}}, []string{"b"})
+	addr, _, err := tg.pick(&callOptions{filter: map[string]string{"zone": "1"}}, []string{"b"}, true)
 	if err != nil || addr != "b" {
 		t.Errorf("pick(zone=1, tried b) = %q, %v; want b again", addr, err)
 	}
-	if _, _, err := tg.pick(&callOptions{filter: map[string]string{"zone": "9"}}, nil); !errors.Is(err, ErrNoInstances) {
+	if _, _, err := tg.pick(&callOptions{filter: map[string]string{"zone": "9"}}, nil, true); !errors.Is(err, ErrNoInstances) {
 		t.Errorf("pick(zone=9) error = %v, want ErrNoInstances", err)
 	}
 }

@@ -249,6 +249,7 @@ func waitRouted(t testing.TB, cli *Client, service string, want ...string) {
 // callRec is one call made by a load generator.
 type callRec struct {
 	start, end time.Time
+	caller     int    // index of the calling goroutine
 	addr       string // who answered; "" on error
 	err        error
 }
@@ -280,7 +281,7 @@ func startLoad(t testing.TB, cli *Client, callers int, method string, args Fleet
 				var r FleetReply
 				a := args
 				a.A = i
-				rec := callRec{start: time.Now()}
+				rec := callRec{start: time.Now(), caller: i}
 				rec.err = cli.Call(method, a, &r, opts...)
 				rec.end = time.Now()
 				if rec.err == nil {
@@ -368,7 +369,7 @@ func logFailures(t testing.TB, t0 time.Time, fails []callRec) {
 			t.Logf("... and %d more", len(fails)-10)
 			break
 		}
-		t.Logf("failed call: started %v, took %v: %v", f.start.Sub(t0).Round(time.Millisecond), f.end.Sub(f.start).Round(time.Millisecond), f.err)
+		t.Logf("failed call of caller %d: started %v, took %v: %v", f.caller, f.start.Sub(t0).Round(time.Millisecond), f.end.Sub(f.start).Round(time.Millisecond), f.err)
 	}
 }
 
@@ -547,7 +548,7 @@ func callN(t testing.TB, cli *Client, callers, n int, args func(caller, i int) F
 			for i := range n {
 				a := args(c, i)
 				var r FleetReply
-				rec := callRec{start: time.Now()}
+				rec := callRec{start: time.Now(), caller: c}
 				rec.err = cli.Call("Calc.Add", a, &r, opts...)
 				rec.end = time.Now()
 				if rec.err == nil {

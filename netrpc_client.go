@@ -164,7 +164,7 @@ type codecClient struct {
 // waits, as net/rpc's Go does while its connection is busy, but no longer
 // than the call may last.
 func (cc *codecClient) send(ctx context.Context, st *callState) {
-	a, _ := st.route(nil) // a client of one server: never fails
+	a, _ := st.route(nil, false) // a client of one server: never fails
 	select {
 	case cc.slots <- struct{}{}:
 	default:

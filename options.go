@@ -38,6 +38,7 @@ type serverOptions struct {
 	maxFrame        int
 	connCalls       int
 	maxCalls        int
+	adaptive        bool
 	registry        registry.Registry
 	instance        registry.Instance // Service unused
 	drainGrace      time.Duration
@@ -208,6 +209,18 @@ func WithMaxCalls(total, perConn int) ServerOption {
 			o.connCalls = perConn
 		}
 	})
+}
+
+// WithAdaptiveLimit turns on an adaptive limit of the calls a server runs
+// at once, below WithMaxCalls' total (default: off). It keeps the server
+// near the concurrency it serves without a standing queue, judged by how
+// much longer calls take than the same methods on a quiet server, and
+// answers the calls beyond it at once with ErrOverloaded, before decoding
+// their args, so that under overload the calls it takes still finish
+// within their callers' timeouts. Leave it off for services whose handlers
+// wait on purpose (long polls), whose slowness is not congestion.
+func WithAdaptiveLimit(on bool) ServerOption {
+	return serverOption(func(o *serverOptions) { o.adaptive = on })
 }
 
 // WithInstance describes the instance a server announces in the registry

@@ -69,7 +69,9 @@ var (
 	// ErrBadRequest is returned when the server could not decode a request.
 	ErrBadRequest = errors.New("rpc: bad request")
 	// ErrOverloaded is returned when the server refused a call because it was
-	// already running its maximum number of calls (WithMaxCalls).
+	// already running its maximum number of calls (WithMaxCalls,
+	// WithAdaptiveLimit); the call did not run. The client tries other
+	// instances first, at once, and returns it without delay.
 	ErrOverloaded = errors.New("rpc: server overloaded")
 	// ErrServerShuttingDown is returned when the server refused a call
 	// because it is shutting down; the call did not run.

@@ -29,6 +29,8 @@ type Server struct {
 	workers workerPool
 	// budget bounds the request bytes held in buffers (WithMaxBufferedBytes).
 	budget *memBudget
+	// limiter is the adaptive concurrency limit; nil when off.
+	limiter *limiter
 	// baseCtx is the parent of every handler's ctx; cancelled by Close.
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
@@ -73,6 +75,9 @@ func NewServer(opts ...ServerOption) *Server {
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	s.chain = chainServer(o.interceptors, callMethod)
 	s.workers.init()
+	if o.adaptive {
+		s.limiter = newLimiter(adaptiveMin(), o.maxCalls, time.Now())
+	}
 	empty := map[string]*service{}
 	s.services.Store(&empty)
 	s.registerIntrospection()

@@ -221,15 +221,17 @@ func (c *serverConn) dispatch(h *wire.Header, bp *frameBuf) bool {
 		return true
 	}
 	c.acquire() // blocks reading at the per-connection cap
-	if n := c.srv.running.Add(1); n > int64(c.srv.opts.maxCalls) {
+	n := c.srv.running.Add(1)
+	if n > int64(c.srv.opts.maxCalls) || c.srv.limiter.refuse(n) {
 		c.srv.running.Add(-1)
 		<-c.sem
 		bp.release()
 		if !oneway {
-			c.writeError(h.Seq, wire.StatusOverloaded, fmt.Sprintf("rpc: server overloaded (%d calls running)", c.srv.opts.maxCalls))
+			c.writeError(h.Seq, wire.StatusOverloaded, c.srv.overloadMessage())
 		}
 		return true
 	}
+	sc.lim = c.srv.limiter.admit(c.srv, method, n)
 	track := true
 	c.mu.Lock()
 	if _, dup := c.calls[h.Seq]; dup {
@@ -267,6 +269,7 @@ type serverCall struct {
 	body    []byte
 	bp      *frameBuf
 	ctx     callContext
+	lim     limitTicket
 }
 
 // serve runs the call on a worker goroutine.
@@ -279,6 +282,7 @@ func (sc *serverCall) serve() {
 		reply = rv.Interface()
 	}
 	c.respond(sc, status, reply, name, err)
+	c.srv.limiter.done(&sc.lim)
 }
 
 // acquire takes a handler slot, waiting while the connection is at its cap.

@@ -145,6 +145,7 @@ func (ic *interceptedCall) serve() {
 	defer c.finish(&ic.serverCall)
 	status, reply, name, err := c.intercept(ic)
 	c.respond(&ic.serverCall, status, reply, name, err)
+	c.srv.limiter.done(&ic.lim)
 }
 
 // intercept finds the method and runs the interceptor chain around it,

@@ -28,6 +28,7 @@ import (
 //	gc    -> "ok"                               (runtime.GC, between runs)
 //	cpuprofile PATH -> "ok"                     (pprof.StartCPUProfile to PATH)
 //	cpuprofile-stop -> "ok"
+//	mem   -> "mem HEAPINUSE RSS"                (bytes: runtime.MemStats, /proc VmRSS)
 //	quit  -> exits
 //
 // EOF on stdin (the harness died) also makes the child exit.
@@ -39,13 +40,21 @@ const childTimeout = 10 * time.Second
 // serveMain is the child's main: it serves system name on addr until stdin
 // says quit or closes.
 func serveMain(name, addr string, rawCodec bool, stdin io.Reader, stdout io.Writer) error {
-	sys, err := lookupSystem(name)
-	if err != nil {
-		return err
-	}
-	srv, err := sys.newServer(rawCodec)
-	if err != nil {
-		return fmt.Errorf("bench: %s server: %w", name, err)
+	var srv server
+	if spec, ok := strings.CutPrefix(name, overloadPrefix); ok {
+		s, err := newOverloadServer(spec)
+		if err != nil {
+			return err
+		}
+		srv = s
+	} else {
+		sys, err := lookupSystem(name)
+		if err != nil {
+			return err
+		}
+		if srv, err = sys.newServer(rawCodec); err != nil {
+			return fmt.Errorf("bench: %s server: %w", name, err)
+		}
 	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -74,6 +83,10 @@ func serveMain(name, addr string, rawCodec bool, stdin io.Reader, stdout io.Writ
 		case "gc":
 			runtime.GC()
 			err = reply("ok")
+		case "mem":
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			err = reply("mem %d %d", ms.HeapInuse, readRSS())
 		case "cpuprofile":
 			if perr := prof.start(arg); perr != nil {
 				err = reply("error %v", perr)

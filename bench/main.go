@@ -8,6 +8,7 @@
 //	go run . -svg ../docs/bench.svg
 //	go run . -hol -duration 5s           # head-of-line blocking by 8 MiB echoes
 //	go run . -throughput -duration 3s    # 1 MiB and 8 MiB echoes vs raw TCP
+//	go run . -overload                     # goodput at 3× capacity: see overload.go
 //
 // See docs/BENCHMARKS.md for what each system does and does not do.
 package main
@@ -63,6 +64,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	rounds := fs.Int("rounds", 1, "repeat every measurement this many times and report the median (by calls/s)")
 	profDir := fs.String("cpuprofile", "", "write CPU profiles of client and server for each measured window into this directory (skews the numbers)")
 	svg := fs.String("svg", "", "write an SVG chart of calls/s against concurrency to this file")
+	overload := fs.Bool("overload", false, "run the overload scenario instead: closed-loop capacity, then open loop at -overload-factor × capacity")
+	olLimits := fs.String("overload-limits", "default,fixed=12,adaptive", "overload: comma-separated server configurations: default, adaptive, fixed=N (WithMaxCalls)")
+	olModel := fs.String("overload-model", "sleep", "overload: the backend that sets capacity: sleep (slots of -overload-par held for -overload-work) or cpu (spin for -overload-work)")
+	olWork := fs.Duration("overload-work", 10*time.Millisecond, "overload: work per call")
+	olPar := fs.Int("overload-par", 8, "overload: slots of the sleep backend (capacity = par/work)")
+	olFactor := fs.Float64("overload-factor", 3, "overload: offered load as a multiple of the capacity")
+	olTimeout := fs.Duration("overload-timeout", 200*time.Millisecond, "overload: per-call timeout")
 	serve := fs.String("serve", "", "internal: serve this system (child process mode)")
 	addr := fs.String("addr", "127.0.0.1:0", "internal: listen address in -serve mode")
 	large := addLargeFlags(fs)
@@ -109,6 +117,31 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *overload {
+		if *olWork <= 0 || *olPar <= 0 || *olFactor <= 0 || *olTimeout <= 0 {
+			return errors.New("bench: -overload-work, -overload-par, -overload-factor and -overload-timeout must be positive")
+		}
+		cfg := overloadConfig{model: *olModel, work: *olWork, par: *olPar, factor: *olFactor, timeout: *olTimeout, json: *jsonOut}
+		warmupSet := false
+		fs.Visit(func(f *flag.Flag) { warmupSet = warmupSet || f.Name == "warmup" })
+		if !warmupSet {
+			// Long enough for a queue to build up to the timeouts, and for
+			// an adaptive limit to settle, before the measured window.
+			opts.warmup = 2 * time.Second
+		}
+		for _, l := range strings.Split(*olLimits, ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				if _, err := limitOptions(l); err != nil {
+					return err
+				}
+				cfg.limits = append(cfg.limits, l)
+			}
+		}
+		if len(cfg.limits) == 0 {
+			return errors.New("bench: empty -overload-limits")
+		}
+		return runOverload(ctx, cfg, opts.runConfig, opts.rounds, stdout, stderr)
+	}
 	return runAll(ctx, opts, stdout, stderr)
 }
 

@@ -10,5 +10,6 @@ import (
 func (w *Writer) WriteControlStatus(t Type, status Status, seq uint64) error {
 	var b [HeaderSize]byte
 	PutHeader(b[:], &Header{Type: t, Status: status, Seq: seq})
-	return w.send(context.Background(), time.Now().Add(controlBound), b[:], false, true)
+	_, err := w.send(context.Background(), time.Now().Add(controlBound), b[:], false, true)
+	return err
 }

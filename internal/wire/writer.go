@@ -66,6 +66,13 @@ type Writer struct {
 	batchDone chan struct{}
 	// err is the first write error; every later write returns it.
 	err error
+	// queued counts the bytes that entered the stream, in order; written
+	// those the underlying writer took. A frame whose stream end is past
+	// written when the writer has failed never reached the peer whole.
+	queued, written int64
+	// quiet, when not nil, is closed when flushing is cleared; Settle
+	// creates it on demand.
+	quiet chan struct{}
 }
 
 // NewConnWriter returns a Writer over a connection. A write that cannot
@@ -92,10 +99,48 @@ func (w *Writer) Write(ctx context.Context, p []byte, wait bool) error {
 // WriteBy is Write with a deadline of its own (zero: none) on top of ctx's,
 // for callers that track a deadline without a ctx for it.
 func (w *Writer) WriteBy(ctx context.Context, deadline time.Time, p []byte, wait bool) error {
+	_, err := w.WriteFrame(ctx, deadline, p, wait)
+	return err
+}
+
+// WriteFrame is WriteBy that also returns where p ends in the stream: the
+// number of bytes queued before it plus its own, or 0 if p never entered
+// the stream (the writer had failed, or ctx or the deadline ended while it
+// waited for room). Compared with what Settle returns once the writer
+// failed, it tells whether p reached the peer whole.
+func (w *Writer) WriteFrame(ctx context.Context, deadline time.Time, p []byte, wait bool) (end int64, err error) {
 	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
 		deadline = d
 	}
 	return w.send(ctx, deadline, p, wait, false)
+}
+
+// Settle waits until no write is in progress and returns the number of
+// bytes the underlying writer has taken. Once the writer has failed (or
+// its connection was closed) the answer is final. It must not be called by
+// a goroutine that is writing.
+func (w *Writer) Settle() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.flushing {
+		if w.quiet == nil {
+			w.quiet = make(chan struct{})
+		}
+		q := w.quiet
+		w.mu.Unlock()
+		<-q
+		w.mu.Lock()
+	}
+	return w.written
+}
+
+// setIdle clears flushing and wakes Settle; w.mu is held.
+func (w *Writer) setIdle() {
+	w.flushing = false
+	if w.quiet != nil {
+		close(w.quiet)
+		w.quiet = nil
+	}
 }
 
 // controlBound is the longest a control frame's writer spends writing; the
@@ -110,45 +155,50 @@ const controlBound = 20 * time.Millisecond
 func (w *Writer) WriteControl(t Type, seq uint64) error {
 	var b [HeaderSize]byte
 	PutHeader(b[:], &Header{Type: t, Seq: seq})
-	return w.send(context.Background(), time.Now().Add(controlBound), b[:], false, true)
+	_, err := w.send(context.Background(), time.Now().Add(controlBound), b[:], false, true)
+	return err
 }
 
-func (w *Writer) send(ctx context.Context, deadline time.Time, p []byte, wait, control bool) error {
+func (w *Writer) send(ctx context.Context, deadline time.Time, p []byte, wait, control bool) (int64, error) {
 	w.mu.Lock()
 	for {
 		if w.err != nil {
 			err := w.err
 			w.mu.Unlock()
-			return err
+			return 0, err
 		}
 		if !w.flushing {
 			break
 		}
 		if len(w.buf) < maxBuffered || control {
 			w.buf = append(w.buf, p...)
+			w.queued += int64(len(p))
+			end := w.queued
 			if !wait {
 				w.mu.Unlock()
-				return nil
+				return end, nil
 			}
 			done := w.batchChan()
 			w.mu.Unlock()
 			if err := waitFor(ctx, deadline, done); err != nil {
-				return err
+				return end, err
 			}
 			w.mu.Lock()
 			err := w.err
 			w.mu.Unlock()
-			return err
+			return end, err
 		}
 		// Too much is queued already: wait for the current batch to go.
 		done := w.batchChan()
 		w.mu.Unlock()
 		if err := waitFor(ctx, deadline, done); err != nil {
-			return err
+			return 0, err
 		}
 		w.mu.Lock()
 	}
 	w.flushing = true
+	w.queued += int64(len(p))
+	end := w.queued
 	data := p
 	isBatch := false
 	var done chan struct{}
@@ -171,7 +221,7 @@ func (w *Writer) send(ctx context.Context, deadline time.Time, p []byte, wait, c
 		done, w.batchDone = w.batchDone, nil
 	}
 	w.mu.Unlock()
-	return w.flush(ctx, deadline, data, isBatch, done)
+	return end, w.flush(ctx, deadline, data, isBatch, done)
 }
 
 // flush writes data, then every batch queued meanwhile, and clears
@@ -183,6 +233,9 @@ func (w *Writer) flush(ctx context.Context, deadline time.Time, data []byte, isB
 		if err != nil && n < len(data) && w.stillOpen(err) && (ctx.Err() != nil || !deadline.IsZero() && !time.Now().Before(deadline)) {
 			// The caller's time is up, the connection's is not: finish
 			// this batch (and what follows) without the caller.
+			w.mu.Lock()
+			w.written += int64(n)
+			w.mu.Unlock()
 			rest := data[n:]
 			if !isBatch {
 				// data is the caller's own frame, which it may reuse
@@ -198,6 +251,7 @@ func (w *Writer) flush(ctx context.Context, deadline time.Time, data []byte, isB
 			return fmt.Errorf("%w (%w)", ErrWriteContinues, cause)
 		}
 		w.mu.Lock()
+		w.written += int64(max(n, 0))
 		if done != nil {
 			close(done)
 			done = nil
@@ -214,7 +268,7 @@ func (w *Writer) flush(ctx context.Context, deadline time.Time, data []byte, isB
 				w.batchDone = nil
 			}
 			w.buf = nil
-			w.flushing = false
+			w.setIdle()
 			w.mu.Unlock()
 			if w.closer != nil {
 				w.closer.Close()
@@ -222,7 +276,7 @@ func (w *Writer) flush(ctx context.Context, deadline time.Time, data []byte, isB
 			return err
 		}
 		if len(w.buf) == 0 {
-			w.flushing = false
+			w.setIdle()
 			w.mu.Unlock()
 			return nil
 		}
