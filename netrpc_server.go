@@ -67,14 +67,14 @@ func (s *Server) ServeRequest(codec ServerCodec) error {
 			answer = overloaded(s.opts.maxCalls)
 		} else {
 			ctx, cancel := context.WithCancel(s.baseCtx)
-			msg := s.invokeCodec(ctx, m, argp, replyp, rwcAddr{})
+			reply, msg := s.invokeCodec(ctx, &req, m, argp, replyp, rwcAddr{})
 			cancel()
 			s.running.Add(-1)
-			return nr.respond(&req, replyp, msg)
+			return nr.respond(&req, reply, msg)
 		}
 		s.running.Add(-1)
 	}
-	if err := nr.respond(&req, reflect.Value{}, answer.Error()); err != nil {
+	if err := nr.respond(&req, nil, answer.Error()); err != nil {
 		return err
 	}
 	return answer
@@ -236,7 +236,7 @@ func (c *serverConn) serveCodec(nr *netrpcConn) {
 			}
 		}
 		if answer != nil {
-			if err := nr.respond(req, reflect.Value{}, answer.Error()); err != nil {
+			if err := nr.respond(req, nil, answer.Error()); err != nil {
 				c.writeFailed(err)
 				return
 			}
@@ -251,8 +251,8 @@ func (c *serverConn) serveCodec(nr *netrpcConn) {
 				<-c.sem
 				c.handlers.Done()
 			}()
-			msg := c.srv.invokeCodec(ctx, m, argp, replyp, c.nc.RemoteAddr())
-			if err := nr.respond(req, replyp, msg); err != nil {
+			reply, msg := c.srv.invokeCodec(ctx, req, m, argp, replyp, c.nc.RemoteAddr())
+			if err := nr.respond(req, reply, msg); err != nil {
 				c.writeFailed(err)
 			}
 		}()
@@ -300,34 +300,46 @@ func overloaded(maxCalls int) error {
 	return wrapMsg(ErrOverloaded, fmt.Sprintf("rpc: server overloaded (%d calls running)", maxCalls))
 }
 
-// invokeCodec runs m for a net/rpc request and returns the error text to
-// answer with, "" on success.
-func (s *Server) invokeCodec(ctx context.Context, m *methodType, argp, replyp reflect.Value, peer net.Addr) (msg string) {
+// invokeCodec runs m for a net/rpc request, through the server's
+// interceptors when it has any (the args are decoded already: net/rpc's
+// codecs read a request whole, so Request.Args costs nothing here), and
+// returns the reply to send, or the error text to answer with.
+func (s *Server) invokeCodec(ctx context.Context, req *netrpc.Request, m *methodType, argp, replyp reflect.Value, peer net.Addr) (reply any, msg string) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.opts.logger.Error("rpc: handler panicked", "method", m.fullName, "remote", peer, "panic", r, "stack", string(debug.Stack()))
-			msg = fmt.Sprintf("rpc: %s panicked", m.fullName)
+			reply, msg = nil, fmt.Sprintf("rpc: %s panicked", m.fullName)
 		}
 	}()
-	if err := m.call(ctx, argp, replyp); err != nil {
+	var err error
+	if s.chain == nil {
+		err = m.call(ctx, argp, replyp)
+		reply = replyp.Interface()
+	} else {
+		ic := &interceptedCall{m: m, argp: argp, replyp: replyp, decoded: true}
+		ic.req = Request{ServiceMethod: m.fullName, Seq: req.Seq, Peer: peer, call: ic}
+		reply, err = s.chain(ctx, &ic.req)
+	}
+	if err != nil {
 		if msg = err.Error(); msg == "" {
 			// net/rpc would take an empty text for success.
 			msg = fmt.Sprintf("rpc: %s returned an error with no text", m.fullName)
 		}
+		return nil, msg
 	}
-	return msg
+	return reply, ""
 }
 
 // invalidRequest is the body of an error response, as in net/rpc.
 var invalidRequest = struct{}{}
 
-// respond writes the response to req: replyp's value, or the error msg
-// when it is not empty.
-func (nr *netrpcConn) respond(req *netrpc.Request, replyp reflect.Value, msg string) error {
+// respond writes the response to req: reply, or the error msg when it is
+// not empty.
+func (nr *netrpcConn) respond(req *netrpc.Request, reply any, msg string) error {
 	resp := netrpc.Response{ServiceMethod: req.ServiceMethod, Seq: req.Seq, Error: msg}
 	var body any = invalidRequest
 	if msg == "" {
-		body = replyp.Interface()
+		body = reply
 	}
 	nr.sending.Lock()
 	defer nr.sending.Unlock()

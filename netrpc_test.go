@@ -1296,3 +1296,42 @@ func FuzzNetRPCConn(f *testing.F) {
 		cc.Close()
 	})
 }
+
+// TestStdClientInterceptors: a net/rpc client's calls go through the
+// server's interceptors like seedrpc calls do: a refusal reaches it as the
+// error text, and an interceptor sees the args and may replace the reply.
+func TestStdClientInterceptors(t *testing.T) {
+	var seen atomic.Int64
+	ic := func(ctx context.Context, req *Request, next Handler) (any, error) {
+		seen.Add(1)
+		if req.ServiceMethod == "Arith.Mul" {
+			return nil, ErrPermissionDenied
+		}
+		args, err := req.Args()
+		if err != nil {
+			return nil, err
+		}
+		if a, ok := args.(*Args); ok && a.A == 100 {
+			return &NetReply{C: -1}, nil // replaced without running the method
+		}
+		return next(ctx, req)
+	}
+	_, _, addr := newNetServer(t, WithServerInterceptor(ic))
+	std := dialStd(t, addr)
+
+	var r NetReply
+	if err := std.Call("Arith.Add", &Args{2, 3}, &r); err != nil || r.C != 5 {
+		t.Errorf("Arith.Add(2, 3) = %d, %v; want 5, nil", r.C, err)
+	}
+	r = NetReply{}
+	if err := std.Call("Arith.Add", &Args{100, 3}, &r); err != nil || r.C != -1 {
+		t.Errorf("Arith.Add(100, 3) = %d, %v; want the interceptor's -1, nil", r.C, err)
+	}
+	err := std.Call("Arith.Mul", &Args{2, 3}, &r)
+	if err == nil || !strings.Contains(err.Error(), ErrPermissionDenied.Error()) {
+		t.Errorf("Arith.Mul refused by the interceptor: error = %v, want %q", err, ErrPermissionDenied)
+	}
+	if got := seen.Load(); got != 3 {
+		t.Errorf("interceptor ran %d times, want 3", got)
+	}
+}
