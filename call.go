@@ -49,6 +49,15 @@ type callState struct {
 	wait   chan *Call
 	timer  *time.Timer
 	hedger *time.Timer
+	// pin, when set, is the one address the call goes to, whatever the
+	// service (the schema check's describe).
+	pin string
+	// owner, when set, is told of the finished call in place of Done or
+	// callback (typed calls).
+	owner completer
+	// schema says whether to check the method's shapes against the
+	// server's before sending, and the local types (schema_check.go).
+	schema schemaTypes
 	// finished is set by whoever finishes the call; everyone else backs off.
 	finished atomic.Bool
 
@@ -243,7 +252,7 @@ func (st *callState) next(prev error) {
 func (st *callState) launchFast(ctx context.Context) {
 	c := st.client
 	var t *target
-	if c.static == "" {
+	if c.static == "" && st.pin == "" {
 		if t = c.target(st.service); t == nil {
 			st.finish(callError(st.call.ServiceMethod, "", ErrShutdown))
 			return
@@ -261,6 +270,15 @@ func (st *callState) launchFast(ctx context.Context) {
 	p := c.staticPool
 	if p == nil {
 		p = c.pool(a.addr)
+	}
+	if st.schema.on {
+		if known, err := p.schema.lookup(st.schemaKey()); !known {
+			st.launchAsync(a) // check on a goroutine of the client
+			return
+		} else if err != nil {
+			st.unsent(a, err)
+			return
+		}
 	}
 	cc := p.ready()
 	if cc == nil {
@@ -315,7 +333,11 @@ func (st *callState) launch(a *attempt) {
 				st.noRoute(ErrShutdown)
 				return
 			}
-			t, err := c.waitTarget(ctx, st.service)
+			var t *target
+			var err error
+			if st.pin == "" {
+				t, err = c.waitTarget(ctx, st.service)
+			}
 			if err == nil {
 				a, err = st.route(t)
 			}
@@ -327,6 +349,13 @@ func (st *callState) launch(a *attempt) {
 		p := c.staticPool
 		if p == nil {
 			p = c.pool(a.addr)
+		}
+		if err := c.checkSchema(ctx, st, p); err != nil {
+			if !st.unsent(a, err) {
+				return
+			}
+			a = nil
+			continue
 		}
 		cc, err := p.get(ctx)
 		if err != nil {
@@ -348,6 +377,9 @@ func (st *callState) route(t *target) (*attempt, error) {
 	tried := st.tried
 	st.mu.Unlock()
 	addr := st.client.static
+	if st.pin != "" {
+		addr = st.pin
+	}
 	var lbDone func(lb.DoneInfo)
 	if t != nil {
 		var err error

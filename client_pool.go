@@ -30,6 +30,10 @@ type connPool struct {
 	nextDial time.Time
 	lastErr  error
 	closed   bool
+
+	// schema holds the schema checks' verdicts for this address; a lost
+	// connection clears it (the server may have restarted).
+	schema schemaCache
 }
 
 // ready returns the least busy usable connection without waiting, or nil.
@@ -140,6 +144,7 @@ func (p *connPool) dial(ctx context.Context) (*clientConn, error) {
 
 // remove drops a dead connection.
 func (p *connPool) remove(cc *clientConn) {
+	p.schema.reset()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, c := range p.conns {
