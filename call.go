@@ -35,15 +35,19 @@ type Call struct {
 // callState is the machinery behind a Call: its deadline, its attempts on
 // one or more connections (retries, hedges), and the once-only finish.
 type callState struct {
-	call     *Call // the Call that embeds this state
-	client   *Client
-	opts     callOptions
-	service  string
-	oneway   bool
-	invoked  bool // the interceptors' innermost Invoker ran
-	start    time.Time
-	deadline time.Time // zero: none
-	callback func(*Call)
+	call    *Call // the Call that embeds this state
+	client  *Client
+	opts    callOptions
+	service string
+	oneway  bool
+	invoked bool // the interceptors' innermost Invoker ran
+	// checkSchema says whether to check the shapes of the call's Args and
+	// Reply types against the server's method before sending
+	// (schema_check.go).
+	checkSchema bool
+	start       time.Time
+	deadline    time.Time // zero: none
+	callback    func(*Call)
 	// wait, when set, receives the finished call instead of its owner:
 	// the interceptor chain delivers it once the chain has returned.
 	wait   chan *Call
@@ -55,9 +59,6 @@ type callState struct {
 	// owner, when set, is told of the finished call in place of Done or
 	// callback (typed calls).
 	owner completer
-	// schema says whether to check the method's shapes against the
-	// server's before sending, and the local types (schema_check.go).
-	schema schemaTypes
 	// finished is set by whoever finishes the call; everyone else backs off.
 	finished atomic.Bool
 
@@ -271,7 +272,7 @@ func (st *callState) launchFast(ctx context.Context) {
 	if p == nil {
 		p = c.pool(a.addr)
 	}
-	if st.schema.on {
+	if st.checkSchema {
 		if known, err := p.schema.lookup(st.schemaKey()); !known {
 			st.launchAsync(a) // check on a goroutine of the client
 			return

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -267,9 +266,7 @@ func (c *Client) initCall(call *Call, serviceMethod string, args, reply any, don
 	if st.opts.timeout > 0 {
 		st.deadline = st.start.Add(st.opts.timeout)
 	}
-	if st.opts.schemaCheck > 0 {
-		st.schema = schemaTypes{on: true, args: reflect.TypeOf(args), reply: reflect.TypeOf(reply)}
-	}
+	st.checkSchema = st.opts.schemaCheck > 0
 }
 
 // start validates the call, arms its timers and launches its first

@@ -43,21 +43,16 @@ func WithSchemaCheck(on bool) CallOption {
 	})
 }
 
-// schemaTypes is what a call checks: nothing unless on, else the types of
-// its args and reply (nil: anything).
-type schemaTypes struct {
-	on          bool
-	args, reply reflect.Type
-}
-
-// schemaKey names a verdict of one address.
+// schemaKey names a verdict of one address: a method and the types of a
+// call's Args and Reply (nil: anything).
 type schemaKey struct {
 	method      string
 	args, reply reflect.Type
 }
 
 func (st *callState) schemaKey() schemaKey {
-	return schemaKey{st.call.ServiceMethod, st.schema.args, st.schema.reply}
+	call := st.call
+	return schemaKey{call.ServiceMethod, reflect.TypeOf(call.Args), reflect.TypeOf(call.Reply)}
 }
 
 // schemaCache holds the schema checks of one address: the verdicts, read
@@ -153,7 +148,7 @@ func (sc *schemaCache) store(key schemaKey, verdict error, gen uint64) {
 // failure to ask (a lost connection, a timeout) is returned as the
 // attempt's failure.
 func (c *Client) checkSchema(ctx context.Context, st *callState, p *connPool) error {
-	if !st.schema.on {
+	if !st.checkSchema {
 		return nil
 	}
 	key := st.schemaKey()
@@ -198,7 +193,7 @@ func (c *Client) describeAt(ctx context.Context, addr, service string) (*schema.
 	call := c.newCall(schema.DescribeMethod, schema.DescribeArgs{Service: service}, &desc, nil, nil)
 	st := &call.st
 	st.pin = addr
-	st.schema = schemaTypes{}
+	st.checkSchema = false
 	st.opts.respHeader, st.opts.hedge = nil, 0
 	// A server that takes the connection but never answers must not hold
 	// the call forever: bound the wait as the keepalive bounds silence.

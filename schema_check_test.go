@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -118,9 +119,9 @@ func TestSchemaCheck(t *testing.T) {
 		Items []uintItem
 	}
 	type optionalExtra struct {
-		ID    string
-		Items []Item
-		Note  string `msgpack:",omitempty"`
+		ID     string
+		Items  []Item
+		Note   string `msgpack:",omitempty"`
 		Coupon *string
 	}
 	type requiredExtra struct {
@@ -244,7 +245,7 @@ func TestSchemaCheckOnce(t *testing.T) {
 	if n := shop.orders.Load(); n != 320 {
 		t.Errorf("handler ran %d times, want 320", n)
 	}
-	if v, err := cli.pool(cli.static).schema.lookup(schemaKey{"Shop.Order", m.argsType, m.replyType}); !v || err != nil {
+	if v, err := cli.pool(cli.static).schema.lookup(schemaKey{"Shop.Order", reflect.TypeFor[*Order](), reflect.TypeFor[*OrderReply]()}); !v || err != nil {
 		t.Errorf("cached verdict = %v, %v; want known and compatible", v, err)
 	}
 }

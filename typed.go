@@ -3,7 +3,6 @@ package rpc
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"sync"
 )
 
@@ -20,38 +19,47 @@ import (
 type Method[Req, Resp any] struct {
 	c    *Client
 	name string
-	// argsType and replyType are *Req and *Resp, the types of a call's
-	// Args and Reply.
-	argsType, replyType reflect.Type
 }
 
 // NewMethod returns a typed handle on serviceMethod ("Service.Method")
 // through c. A malformed name fails each call, as it does with Call.
 func NewMethod[Req, Resp any](c *Client, serviceMethod string) *Method[Req, Resp] {
-	return &Method[Req, Resp]{
-		c:         c,
-		name:      serviceMethod,
-		argsType:  reflect.TypeFor[*Req](),
-		replyType: reflect.TypeFor[*Resp](),
-	}
+	return &Method[Req, Resp]{c: c, name: serviceMethod}
 }
 
-// typedCall is the one allocation of a typed call: the Call, its args and
-// reply, and what Go and Callback need.
-type typedCall[Req, Resp any] struct {
+// syncCall is the one allocation of a typed Call or Oneway: the Call
+// with its args and reply.
+type syncCall[Req, Resp any] struct {
+	call Call
+	req  Req
+	resp Resp
+}
+
+// asyncCall is the one allocation of a typed Go or Callback: the Future
+// with the args.
+type asyncCall[Req, Resp any] struct {
 	f   Future[Resp]
 	req Req
 }
 
-// newCall prepares a typed call of req.
-func (m *Method[Req, Resp]) newCall(req Req, opts []CallOption) *typedCall[Req, Resp] {
-	tc := &typedCall[Req, Resp]{req: req}
-	call := &tc.f.call
-	m.c.initCall(call, m.name, &tc.req, &tc.f.resp, nil, opts)
-	if call.st.opts.schemaCheck >= 0 {
-		call.st.schema = schemaTypes{on: true, args: m.argsType, reply: m.replyType}
-	}
-	return tc
+// init prepares call, whose args and reply are at req and resp.
+func (m *Method[Req, Resp]) init(call *Call, req *Req, resp *Resp, opts []CallOption) {
+	m.c.initCall(call, m.name, req, resp, nil, opts)
+	call.st.checkSchema = call.st.opts.schemaCheck >= 0
+}
+
+func (m *Method[Req, Resp]) newSync(req Req, opts []CallOption) *syncCall[Req, Resp] {
+	sc := &syncCall[Req, Resp]{req: req}
+	m.init(&sc.call, &sc.req, &sc.resp, opts)
+	return sc
+}
+
+func (m *Method[Req, Resp]) newFuture(req Req, opts []CallOption) *Future[Resp] {
+	ac := &asyncCall[Req, Resp]{req: req}
+	f := &ac.f
+	m.init(&f.call, &ac.req, &f.resp, opts)
+	f.call.st.owner = f
+	return f
 }
 
 // Call calls the method with req and waits for its reply, as
@@ -59,12 +67,12 @@ func (m *Method[Req, Resp]) newCall(req Req, opts []CallOption) *typedCall[Req, 
 // error (a deadline also matches ErrTimeout) and the server is told to
 // cancel the handler. On error the Resp is the zero value.
 func (m *Method[Req, Resp]) Call(ctx context.Context, req Req, opts ...CallOption) (Resp, error) {
-	tc := m.newCall(req, opts)
-	if err := m.c.callSync(ctx, &tc.f.call); err != nil {
+	sc := m.newSync(req, opts)
+	if err := m.c.callSync(ctx, &sc.call); err != nil {
 		var zero Resp
 		return zero, err
 	}
-	return tc.f.resp, nil
+	return sc.resp, nil
 }
 
 // Go calls the method with req asynchronously and returns its Future.
@@ -73,10 +81,8 @@ func (m *Method[Req, Resp]) Call(ctx context.Context, req Req, opts ...CallOptio
 // goroutine of its own (but for a client with interceptors, whose chain
 // runs on one, as for Client.Go).
 func (m *Method[Req, Resp]) Go(ctx context.Context, req Req, opts ...CallOption) *Future[Resp] {
-	tc := m.newCall(req, opts)
-	f := &tc.f
+	f := m.newFuture(req, opts)
 	f.done = make(chan struct{})
-	f.call.st.owner = f
 	startTyped(ctx, m.c, f)
 	return f
 }
@@ -87,10 +93,8 @@ func (m *Method[Req, Resp]) Go(ctx context.Context, req Req, opts ...CallOption)
 // calls). ctx bounds the call as for Go. Close does not wait for fn to
 // return.
 func (m *Method[Req, Resp]) Callback(ctx context.Context, req Req, fn func(Resp, error), opts ...CallOption) {
-	tc := m.newCall(req, opts)
-	f := &tc.f
+	f := m.newFuture(req, opts)
 	f.fn = fn
-	f.call.st.owner = f
 	startTyped(ctx, m.c, f)
 }
 
@@ -98,8 +102,8 @@ func (m *Method[Req, Resp]) Callback(ctx context.Context, req Req, fn func(Resp,
 // Client.Oneway does: it returns once the request is written to a
 // connection, bounded by the call's timeout and by ctx.
 func (m *Method[Req, Resp]) Oneway(ctx context.Context, req Req, opts ...CallOption) error {
-	tc := m.newCall(req, opts)
-	return m.c.oneway(ctx, &tc.f.call)
+	sc := m.newSync(req, opts)
+	return m.c.oneway(ctx, &sc.call)
 }
 
 // Future is the pending result of Method.Go.
