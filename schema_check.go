@@ -30,9 +30,11 @@ var ErrSchemaMismatch = errors.New("rpc: schema mismatch")
 // verdict is kept per address, method and types until a connection to
 // that address is lost, so later calls pay one map lookup. A server that
 // does not answer the description (introspection off, the describe
-// refused) is not checked. Default: on for typed calls (Method), off for
-// Call, Go, Callback and Oneway, which take the types of the args and
-// reply values given.
+// refused) is not checked. The describe is an ordinary call, through the
+// client's interceptors (credentials they add apply; metrics they keep
+// count it) and bounded by the checked call's deadline. Default: on for
+// typed calls (Method), off for Call, Go, Callback and Oneway, which take
+// the types of the args and reply values given.
 func WithSchemaCheck(on bool) CallOption {
 	return callOption(func(o *callOptions) {
 		if on {

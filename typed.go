@@ -172,12 +172,13 @@ func (f *Future[Resp]) complete() {
 	if stop != nil {
 		stop()
 	}
-	if f.fn != nil {
+	switch {
+	case f.fn != nil:
 		resp, err := f.result()
 		go f.fn(resp, err) // as Client.Callback: never on the reader
-		return
-	}
-	close(f.done)
+	case f.done != nil:
+		close(f.done)
+	} // else a Callback with a nil fn: nobody to tell
 }
 
 // startTyped starts the call of f (Go, Callback) bounded by ctx: through

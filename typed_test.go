@@ -297,6 +297,14 @@ func TestMethodCallback(t *testing.T) {
 		}
 	}
 
+	// A nil fn: the call runs, nobody is told (and nothing panics).
+	add.Callback(ctx, Args{1, 1}, nil)
+	for range 10 {
+		if _, err := add.Call(ctx, Args{1, 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	errc := make(chan error, 1)
 	div.Callback(ctx, Args{1, 0}, func(v float64, err error) {
 		if v != 0 {
