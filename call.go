@@ -35,19 +35,15 @@ type Call struct {
 // callState is the machinery behind a Call: its deadline, its attempts on
 // one or more connections (retries, hedges), and the once-only finish.
 type callState struct {
-	call    *Call // the Call that embeds this state
-	client  *Client
-	opts    callOptions
-	service string
-	oneway  bool
-	invoked bool // the interceptors' innermost Invoker ran
-	// checkSchema says whether to check the shapes of the call's Args and
-	// Reply types against the server's method before sending
-	// (schema_check.go).
-	checkSchema bool
-	start       time.Time
-	deadline    time.Time // zero: none
-	callback    func(*Call)
+	call     *Call // the Call that embeds this state
+	client   *Client
+	opts     callOptions
+	service  string
+	oneway   bool
+	invoked  bool // the interceptors' innermost Invoker ran
+	start    time.Time
+	deadline time.Time // zero: none
+	callback func(*Call)
 	// wait, when set, receives the finished call instead of its owner:
 	// the interceptor chain delivers it once the chain has returned.
 	wait   chan *Call
@@ -61,6 +57,10 @@ type callState struct {
 	owner completer
 	// finished is set by whoever finishes the call; everyone else backs off.
 	finished atomic.Bool
+	// checkSchema says whether to check the shapes of the call's Args and
+	// Reply types against the server's method before sending
+	// (schema_check.go).
+	checkSchema bool
 
 	mu sync.Mutex // guards the fields below
 	// live are the attempts that may still complete.

@@ -40,10 +40,10 @@ type methodType struct {
 	// directCall.
 	direct    func(rcvr, args, reply unsafe.Pointer) error
 	directCtx func(rcvr unsafe.Pointer, ctx context.Context, args, reply unsafe.Pointer) error
+	stats     *methodStats // for DebugHandler; nil-safe
 	// handler, when set, is the method: a function given to HandleFunc,
 	// with no receiver (rcvr and fn are zero).
 	handler func(ctx context.Context, argp, replyp reflect.Value) error
-	stats   *methodStats // for DebugHandler; nil-safe
 }
 
 // newValues returns pointers to a fresh args value, ready to decode into,
