@@ -50,8 +50,18 @@ type callState struct {
 	wait   chan *Call
 	timer  *time.Timer
 	hedger *time.Timer
+	// pin, when set, is the one address the call goes to, whatever the
+	// service (the schema check's describe).
+	pin string
+	// owner, when set, is told of the finished call in place of Done or
+	// callback (typed calls).
+	owner completer
 	// finished is set by whoever finishes the call; everyone else backs off.
 	finished atomic.Bool
+	// checkSchema says whether to check the shapes of the call's Args and
+	// Reply types against the server's method before sending
+	// (schema_check.go).
+	checkSchema bool
 
 	mu sync.Mutex // guards the fields below
 	// live are the attempts that may still complete.
@@ -287,7 +297,7 @@ func (st *callState) next(prev error) {
 func (st *callState) launchFast(ctx context.Context) {
 	c := st.client
 	var t *target
-	if c.static == "" {
+	if c.static == "" && st.pin == "" {
 		if t = c.target(st.service); t == nil {
 			st.finish(ErrShutdown)
 			return
@@ -305,6 +315,15 @@ func (st *callState) launchFast(ctx context.Context) {
 	p := c.staticPool
 	if p == nil {
 		p = c.pool(a.addr)
+	}
+	if st.checkSchema {
+		if known, err := p.schema.lookup(st.schemaKey()); !known {
+			st.launchAsync(a) // check on a goroutine of the client
+			return
+		} else if err != nil {
+			st.unsent(a, err)
+			return
+		}
 	}
 	cc := p.ready()
 	if cc == nil {
@@ -359,7 +378,11 @@ func (st *callState) launch(a *attempt) {
 				st.noRoute(ErrShutdown)
 				return
 			}
-			t, err := c.waitTarget(ctx, st.service)
+			var t *target
+			var err error
+			if st.pin == "" {
+				t, err = c.waitTarget(ctx, st.service)
+			}
 			if err == nil {
 				a, err = st.route(t, true)
 			}
@@ -371,6 +394,13 @@ func (st *callState) launch(a *attempt) {
 		p := c.staticPool
 		if p == nil {
 			p = c.pool(a.addr)
+		}
+		if err := c.checkSchema(ctx, st, p); err != nil {
+			if !st.unsent(a, err) {
+				return
+			}
+			a = nil
+			continue
 		}
 		cc, err := p.getConn(ctx, a.canSkip)
 		if err != nil {
@@ -393,6 +423,9 @@ func (st *callState) route(t *target, again bool) (*attempt, error) {
 	tried := st.tried
 	st.mu.Unlock()
 	addr := st.client.static
+	if st.pin != "" {
+		addr = st.pin
+	}
 	var lbDone func(lb.DoneInfo)
 	if t != nil {
 		var err error

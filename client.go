@@ -136,8 +136,13 @@ func (c *Client) Call(serviceMethod string, args, reply any, opts ...CallOption)
 // ctx's error (a deadline also matches ErrTimeout) and the server is told to
 // cancel the handler.
 func (c *Client) CallContext(ctx context.Context, serviceMethod string, args, reply any, opts ...CallOption) error {
+	return c.callSync(ctx, c.newCall(serviceMethod, args, reply, nil, opts))
+}
+
+// callSync runs call, made without a Done channel, and waits for it: the
+// body of CallContext and of a typed Call.
+func (c *Client) callSync(ctx context.Context, call *Call) error {
 	if c.chain != nil {
-		call := c.newCall(serviceMethod, args, reply, nil, opts)
 		err := c.intercept(ctx, call)
 		if p := call.st.opts.respHeader; p != nil {
 			*p = call.ResponseHeader
@@ -145,7 +150,7 @@ func (c *Client) CallContext(ctx context.Context, serviceMethod string, args, re
 		return err
 	}
 	done := doneChanPool.Get().(chan *Call)
-	call := c.newCall(serviceMethod, args, reply, done, opts)
+	call.Done = done
 	if err := ctx.Err(); err != nil {
 		doneChanPool.Put(done)
 		return ctxError(call, err)
@@ -198,7 +203,7 @@ func (c *Client) Go(serviceMethod string, args, reply any, done chan *Call, opts
 	}
 	call := c.newCall(serviceMethod, args, reply, done, opts)
 	if c.chain != nil {
-		c.interceptAsync(call)
+		c.interceptAsync(context.Background(), call)
 		return call
 	}
 	c.start(context.Background(), call)
@@ -213,7 +218,7 @@ func (c *Client) Callback(serviceMethod string, args, reply any, fn func(*Call),
 	call := c.newCall(serviceMethod, args, reply, nil, opts)
 	call.st.callback = fn
 	if c.chain != nil {
-		c.interceptAsync(call)
+		c.interceptAsync(context.Background(), call)
 		return
 	}
 	c.start(context.Background(), call)
@@ -223,9 +228,14 @@ func (c *Client) Callback(serviceMethod string, args, reply any, fn func(*Call),
 // any, is logged by the server. It returns once the request is written to a
 // connection, bounded by the call's timeout.
 func (c *Client) Oneway(serviceMethod string, args any, opts ...CallOption) error {
-	call := c.newCall(serviceMethod, args, nil, make(chan *Call, 1), opts)
+	return c.oneway(context.Background(), c.newCall(serviceMethod, args, nil, nil, opts))
+}
+
+// oneway sends call, made without a Done channel, as a oneway call: the
+// body of Oneway and of a typed Oneway, whose ctx may end the wait.
+func (c *Client) oneway(ctx context.Context, call *Call) error {
 	call.st.oneway = true
-	ctx := context.Background()
+	cancellable := ctx.Done() != nil
 	if !call.st.deadline.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, call.st.deadline)
@@ -234,14 +244,37 @@ func (c *Client) Oneway(serviceMethod string, args any, opts ...CallOption) erro
 	if c.chain != nil {
 		return c.intercept(ctx, call)
 	}
+	if err := ctx.Err(); err != nil {
+		return ctxError(call, err)
+	}
+	done := doneChanPool.Get().(chan *Call)
+	call.Done = done
 	c.start(ctx, call)
-	<-call.Done
+	if cancellable {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			call.st.finish(ctxError(call, ctx.Err()))
+			<-done
+		}
+	} else {
+		<-done
+	}
+	doneChanPool.Put(done) // delivered exactly once: nobody sends on it again
 	return call.Error
 }
 
 // newCall prepares a Call with the client's default options and opts.
 func (c *Client) newCall(serviceMethod string, args, reply any, done chan *Call, opts []CallOption) *Call {
-	call := &Call{ServiceMethod: serviceMethod, Args: args, Reply: reply, Done: done}
+	call := new(Call)
+	c.initCall(call, serviceMethod, args, reply, done, opts)
+	return call
+}
+
+// initCall prepares call, a zero Call, as newCall does; typed calls embed
+// their Call in a larger allocation.
+func (c *Client) initCall(call *Call, serviceMethod string, args, reply any, done chan *Call, opts []CallOption) {
+	call.ServiceMethod, call.Args, call.Reply, call.Done = serviceMethod, args, reply, done
 	st := &call.st
 	st.call = call
 	st.client = c
@@ -255,7 +288,7 @@ func (c *Client) newCall(serviceMethod string, args, reply any, done chan *Call,
 	if st.opts.timeout > 0 {
 		st.deadline = st.start.Add(st.opts.timeout)
 	}
-	return call
+	st.checkSchema = st.opts.schemaCheck > 0
 }
 
 // start validates the call, arms its timers and launches its first
@@ -454,6 +487,10 @@ func (c *Client) writeRequest(ctx context.Context, st *callState, a *attempt, cc
 func (c *Client) deliver(call *Call) {
 	if w := call.st.wait; w != nil {
 		w <- call // the interceptor chain's, with room for it
+		return
+	}
+	if o := call.st.owner; o != nil {
+		o.complete() // a typed call's; it does not block
 		return
 	}
 	if fn := call.st.callback; fn != nil {

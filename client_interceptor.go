@@ -74,8 +74,8 @@ func (c *Client) intercept(ctx context.Context, call *Call) error {
 }
 
 // interceptAsync runs the call through the interceptors on a goroutine of
-// the client (Go and Callback), then delivers it.
-func (c *Client) interceptAsync(call *Call) {
+// the client (Go and Callback), then delivers it; ctx bounds the call.
+func (c *Client) interceptAsync(ctx context.Context, call *Call) {
 	run := func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -85,7 +85,7 @@ func (c *Client) interceptAsync(call *Call) {
 			call.st.wait = nil
 			c.deliver(call)
 		}()
-		c.intercept(context.Background(), call)
+		c.intercept(ctx, call)
 	}
 	if !c.goAsync(run) {
 		call.Error = callError(call.ServiceMethod, "", ErrShutdown)

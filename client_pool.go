@@ -37,6 +37,10 @@ type connPool struct {
 	// are suspect too (a dying server's kernel still completes handshakes),
 	// and calls that can go elsewhere do.
 	suspect bool
+
+	// schema holds the schema checks' verdicts for this address; a lost
+	// connection clears it (the server may have restarted).
+	schema schemaCache
 }
 
 // errSuspect is why a call that could go to another instance did not use
@@ -193,6 +197,7 @@ func (p *connPool) dial(ctx context.Context) (*clientConn, error) {
 
 // remove drops a dead connection.
 func (p *connPool) remove(cc *clientConn) {
+	p.schema.reset()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, c := range p.conns {

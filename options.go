@@ -115,6 +115,9 @@ type callOptions struct {
 	meta    []metaPair
 	// respHeader receives the response headers of a sync call.
 	respHeader *map[string]string
+	// schemaCheck is WithSchemaCheck's: 1 on, -1 off, 0 unset (on for
+	// typed calls only).
+	schemaCheck int8
 }
 
 type metaPair struct{ key, val string }

@@ -36,6 +36,16 @@
 // a Server also serves net/rpc clients on its listener, so a program moves
 // over by changing its import path, one process at a time: see
 // docs/MIGRATING.md.
+//
+// Without code generation, NewMethod gives a typed handle on a remote
+// method (Call, Go returning a Future, Callback, Oneway) whose Req and Resp
+// shapes are checked once per server address against the method's
+// (ErrSchemaMismatch names the first differing field), and HandleFunc
+// serves a plain function as a method:
+//
+//	add := rpc.NewMethod[Args, int](cli, "Calc.Add")
+//	sum, err := add.Call(ctx, Args{1, 2})
+//	err = rpc.HandleFunc(srv, "Calc.Mul", func(ctx context.Context, a Args) (int, error) { ... })
 package rpc
 
 import (

@@ -41,6 +41,9 @@ type methodType struct {
 	direct    func(rcvr, args, reply unsafe.Pointer) error
 	directCtx func(rcvr unsafe.Pointer, ctx context.Context, args, reply unsafe.Pointer) error
 	stats     *methodStats // for DebugHandler; nil-safe
+	// handler, when set, is the method: a function given to HandleFunc,
+	// with no receiver (rcvr and fn are zero).
+	handler func(ctx context.Context, argp, replyp reflect.Value) error
 }
 
 // newValues returns pointers to a fresh args value, ready to decode into,
@@ -94,6 +97,9 @@ func pairType(args, reply reflect.Type) (t reflect.Type) {
 
 // call invokes the method with pointers as returned by newValues.
 func (m *methodType) call(ctx context.Context, argp, replyp reflect.Value) error {
+	if m.handler != nil {
+		return m.handler(ctx, argp, replyp)
+	}
 	if m.directCtx != nil {
 		return m.directCtx(m.rcvr.UnsafePointer(), ctx, argp.UnsafePointer(), replyp.UnsafePointer())
 	}

@@ -62,6 +62,7 @@ func systems() []system {
 func extraSystems() []system {
 	return []system{
 		seedrpcInterceptedSystem(),
+		seedrpcTypedSystem(),
 	}
 }
 

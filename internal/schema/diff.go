@@ -40,6 +40,8 @@ func Compare(a, b *Shape) Mismatch {
 
 type differ struct {
 	ra, rb Refs // the shapes Refs of each side can name
+	// lenient applies Check's rule to fields one side lacks.
+	lenient bool
 	// seen holds the pairs being compared, so that comparing recursive
 	// shapes ends: a pair met again inside itself matches.
 	seen map[[2]*Shape]bool
@@ -76,19 +78,29 @@ func (d *differ) diff(a, b *Shape, path string) Mismatch {
 }
 
 // fields compares structs written as maps: by name, in a's order, then
-// the fields only b has.
+// the fields only b has. When lenient, a field one side lacks is allowed
+// if it is optional there, unless both sides have such fields (a rename):
+// the first of a's is then reported.
 func (d *differ) fields(a, b *Shape, path string) Mismatch {
 	inB := make(map[string]*Shape, len(b.Fields))
 	for _, f := range b.Fields {
 		inB[f.Name] = f.Shape
 	}
 	inA := make(map[string]bool, len(a.Fields))
+	var onlyA Mismatch // the first optional field only a has (lenient)
 	for _, f := range a.Fields {
 		inA[f.Name] = true
 		fp := fieldPath(path, f.Name)
 		bs, ok := inB[f.Name]
 		if !ok {
-			return Mismatch{Path: fp, A: brief(resolve(f.Shape, d.ra)), B: "no field"}
+			m := Mismatch{Path: fp, A: brief(resolve(f.Shape, d.ra)), B: "no field"}
+			if !d.lenient || !optionalField(f) {
+				return m
+			}
+			if onlyA.Path == "" {
+				onlyA = m
+			}
+			continue
 		}
 		if m := d.diff(f.Shape, bs, fp); m.Path != "" {
 			return m
@@ -96,7 +108,13 @@ func (d *differ) fields(a, b *Shape, path string) Mismatch {
 	}
 	for _, f := range b.Fields {
 		if !inA[f.Name] {
-			return Mismatch{Path: fieldPath(path, f.Name), A: "no field", B: brief(resolve(f.Shape, d.rb))}
+			m := Mismatch{Path: fieldPath(path, f.Name), A: "no field", B: brief(resolve(f.Shape, d.rb))}
+			if !d.lenient || !optionalField(f) || onlyA.Path != "" {
+				if onlyA.Path != "" {
+					return onlyA // fields on both sides that the other lacks: a rename
+				}
+				return m
+			}
 		}
 	}
 	return Mismatch{}
