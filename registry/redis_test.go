@@ -91,7 +91,7 @@ func TestRedisHeartbeatPublishesOnlyChanges(t *testing.T) {
 	rdb := newClient(t, redistest.Start(t).Addr())
 	reg := newRedisReg(t, rdb, WithHeartbeat(20*time.Millisecond))
 	ctx := testCtx(t)
-	_, _, channel := reg.keys("Calc")
+	channel := reg.keys("Calc").channel
 	ps := rdb.Subscribe(ctx, channel)
 	defer ps.Close()
 	if _, err := ps.ReceiveTimeout(ctx, time.Second); err != nil {
@@ -320,7 +320,7 @@ func TestRedisServerClockNeverSent(t *testing.T) {
 	if err := reg.Register(ctx, Instance{Service: "Calc", Addr: "h:1"}); err != nil {
 		t.Fatal(err)
 	}
-	instances, _, _ := reg.keys("Calc")
+	instances := reg.keys("Calc").instances
 	score, err := rdb.ZScore(ctx, instances, "h:1").Result()
 	if err != nil {
 		t.Fatal(err)
