@@ -423,10 +423,12 @@ func (s *shard) handle(msg any, at time.Time) error {
 		cs := s.subs[m.Channel]
 		if sub && len(due) == 0 && cs != nil && !cs.live {
 			cs.live = true
-			close(cs.ready)
+			// Notify first: a Watch waiting for ready marks its state after
+			// ready closes, and its own read covers this confirmation.
 			for w := range cs.watches {
 				w.notify(subUp)
 			}
+			close(cs.ready)
 		}
 		if len(s.subs) == 0 && len(s.pending) == 0 {
 			return errIdle

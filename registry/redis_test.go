@@ -73,13 +73,15 @@ func TestRedisKeys(t *testing.T) {
 	if got, err := srv.Do("HGET", "{seedrpc:Calc}:data", "h:1"); err != nil || got != `{"w":3,"m":{"a":"2","z":"1"}}` {
 		t.Errorf("HGET {seedrpc:Calc}:data h:1 = %q, %v, want sorted JSON", got, err)
 	}
-	if got, err := srv.Do("PTTL", "{seedrpc:Calc}:instances"); err != nil || got == "-1" {
-		t.Errorf("PTTL {seedrpc:Calc}:instances = %q, %v, want an expiry", got, err)
+	for _, key := range []string{"{seedrpc:Calc}:instances", "{seedrpc:Calc}:data", "{seedrpc:Calc}:version"} {
+		if got, err := srv.Do("PTTL", key); err != nil || got == "-1" || got == "-2" {
+			t.Errorf("PTTL %s = %q, %v, want an expiry", key, got, err)
+		}
 	}
 	if err := reg.Deregister(ctx, Instance{Service: "Calc", Addr: "h:1"}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := srv.Do("EXISTS", "{seedrpc:Calc}:instances", "{seedrpc:Calc}:data"); err != nil || got != "0" {
+	if got, err := srv.Do("EXISTS", "{seedrpc:Calc}:instances", "{seedrpc:Calc}:data", "{seedrpc:Calc}:version"); err != nil || got != "0" {
 		t.Errorf("EXISTS after last Deregister = %q, %v, want 0", got, err)
 	}
 }
