@@ -6,6 +6,7 @@
 //	go run . -duration 3s -concurrency 1,16,256
 //	go run . -json -duration 3s -concurrency 16,256 -systems seedrpc,netrpc-gob
 //	go run . -svg ../docs/bench.svg
+//	go run . regsim -h                     # the registry at fleet scale (regsim.go)
 //
 // See docs/BENCHMARKS.md for what each system does and does not do.
 package main
@@ -49,6 +50,9 @@ type options struct {
 // run is main without the process: it parses args and either serves (child
 // mode) or runs the benchmark.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "regsim" {
+		return runRegsim(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	duration := fs.Duration("duration", 3*time.Second, "measured time per system and concurrency")

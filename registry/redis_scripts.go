@@ -31,7 +31,8 @@ package registry
 //     a removal per member to changes.
 //   - announce(t, changes, always) bumps the version when changes is not
 //     empty and publishes; with no change it publishes a tick only when
-//     always is set. It returns the version and the earliest expiry.
+//     always is set. It returns the version and the earliest expiry, or
+//     nothing when it published nothing.
 //   - keepKeys(ttl) makes the three keys outlive every member: a heartbeat
 //     with TTL ttl leaves at least ttl on them, so an abandoned service's
 //     keys disappear by themselves, without one PEXPIRE per heartbeat.
@@ -71,11 +72,10 @@ local function announce(t, changes, always)
       redis.call('SET', KEYS[3], v)
     end
     redis.call('PEXPIRE', KEYS[3], 2 * ttl)
+  elseif not always then
+    return nil, nil
   else
     v = tonumber(redis.call('GET', KEYS[3]) or '0')
-    if not always then
-      return v, nil
-    end
   end
   local x = earliest()
   local msg = {v = v, t = t, x = x}
@@ -160,7 +160,7 @@ const lookupScript = luaPrelude + `
 local t = now()
 local changes = {}
 prune(t, changes)
-local v = announce(t, changes, false)
+local v = announce(t, changes, false) or tonumber(redis.call('GET', KEYS[3]) or '0')
 local live = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local data = {}
 if #live > 0 then
