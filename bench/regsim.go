@@ -27,10 +27,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +53,7 @@ type regsimConfig struct {
 	changes                      int
 	restartPace                  time.Duration
 	redisAddr                    string
+	trace                        bool
 }
 
 // runRegsim is the "regsim" mode of the bench command.
@@ -68,6 +72,7 @@ func runRegsim(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.steady, "steady", 20*time.Second, "steady-state measurement window")
 	fs.IntVar(&c.changes, "changes", 20, "single adds (and removals) measured, each in another service")
 	fs.DurationVar(&c.restartPace, "restart-pace", 200*time.Millisecond, "rolling restart: time between two instances")
+	fs.BoolVar(&c.trace, "trace", false, "print Redis's and the fleet's figures every second, to stderr")
 	fs.StringVar(&c.redisAddr, "redis", "", "use this redis-server instead of starting one (its counters are read, not reset)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -82,6 +87,9 @@ func runRegsim(args []string, stdout, stderr io.Writer) error {
 		c.changes = c.watched
 	}
 	nofile := raiseNoFile()
+	// Thousands of registries in one process: collect garbage less often, so
+	// the collector does not starve them past their op timeouts.
+	debug.SetGCPercent(400)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addr := c.redisAddr
@@ -103,7 +111,9 @@ func simulate(ctx context.Context, c regsimConfig, addr string, stdout, stderr i
 	admin := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
 	defer admin.Close()
 	memEmpty := infoInt(ctx, admin, "memory", "used_memory")
-	opts := []registry.Option{registry.WithTTL(c.ttl), registry.WithPrefix("regsim")}
+	logs := &logCounter{counts: make(map[string]int)}
+	opts := []registry.Option{registry.WithTTL(c.ttl), registry.WithPrefix("regsim"), registry.WithLogger(slog.New(logs))}
+	defer logs.print(stdout)
 	var clients []*redis.Client
 	var regs []*registry.Redis
 	newReg := func() *registry.Redis {
@@ -124,6 +134,15 @@ func simulate(ctx context.Context, c regsimConfig, addr string, stdout, stderr i
 			rdb.Close()
 		}
 	}()
+
+	if c.trace {
+		tctx, stopTrace := context.WithCancel(ctx)
+		var traced sync.WaitGroup
+		traced.Add(1)
+		go func() { defer traced.Done(); trace(tctx, admin, logs, stderr) }()
+		defer traced.Wait()
+		defer stopTrace()
+	}
 
 	// Servers: instance i is in service i%services, on server i%servers.
 	servers := make([]*registry.Redis, c.servers)
@@ -153,6 +172,7 @@ func simulate(ctx context.Context, c regsimConfig, addr string, stdout, stderr i
 	watchersOf := make([]int, c.services)
 	start = time.Now()
 	var mu sync.Mutex
+	var watchRetries atomic.Int64
 	wregs := make([]*registry.Redis, c.watchers)
 	for j := range wregs {
 		wregs[j] = newReg()
@@ -160,9 +180,19 @@ func simulate(ctx context.Context, c regsimConfig, addr string, stdout, stderr i
 	err = parallel(32, c.watchers, func(j int) error {
 		for k := range c.watch {
 			svc := (j*c.watch + k) % c.watched
-			ch, err := wregs[j].Watch(wctx, simService(svc))
-			if err != nil {
-				return err
+			// Like a discovering client, retry a Watch that failed (Redis
+			// busy beyond the op timeout).
+			var ch <-chan []registry.Instance
+			var err error
+			for try := 0; ; try++ {
+				if ch, err = wregs[j].Watch(wctx, simService(svc)); err == nil {
+					break
+				}
+				watchRetries.Add(1)
+				if try == 5 {
+					return err
+				}
+				time.Sleep(100 * time.Millisecond << try)
 			}
 			mu.Lock()
 			watchersOf[svc]++
@@ -176,18 +206,21 @@ func simulate(ctx context.Context, c regsimConfig, addr string, stdout, stderr i
 		return fmt.Errorf("bench regsim: watch: %w", err)
 	}
 	memWatchers := infoInt(ctx, admin, "memory", "used_memory")
-	fmt.Fprintf(stdout, "%d watches started in %v; settling %v\n", c.watchers*c.watch, time.Since(start).Round(time.Millisecond), c.settle)
+	fmt.Fprintf(stdout, "%d watches started in %v (%d retried); settling %v\n", c.watchers*c.watch, time.Since(start).Round(time.Millisecond), watchRetries.Load(), c.settle)
 	time.Sleep(c.settle)
 
 	// Steady state.
 	s0 := readStats(ctx, admin)
+	u0, _ := readUsage()
 	time.Sleep(c.steady)
 	s1 := readStats(ctx, admin)
+	u1, _ := readUsage()
 	base := s1.rates(s0)
 	fmt.Fprintf(stdout, "\nsteady state over %v:\n", c.steady)
 	fmt.Fprintf(stdout, "  connections %d (pub/sub %d; %.1f new/s), commands/s %.0f (scripts run/s %.0f), Redis CPU %.1f%% of a core, out %.1f KB/s, in %.1f KB/s\n",
 		s1.clients, countPubSub(ctx, admin), float64(s1.accepted-s0.accepted)/c.steady.Seconds(), base.commands, base.scripts, 100*base.cpu, base.out/1e3, base.in/1e3)
 	fmt.Fprintf(stdout, "  top commands/s: %s\n", base.top(8))
+	fmt.Fprintf(stdout, "  the simulated fleet itself (all registries, one process): %.1f%% of a core\n", 100*u1.sub(u0).cpu.Seconds()/c.steady.Seconds())
 	fmt.Fprintf(stdout, "  memory: %.0f B per instance, %.0f B per watcher registry (used_memory %0.1f MB)\n",
 		float64(memInstances-memEmpty)/float64(c.instances), float64(memWatchers-memInstances)/float64(c.watchers), float64(s1.memory)/1e6)
 
@@ -267,6 +300,84 @@ func simulate(ctx context.Context, c regsimConfig, addr string, stdout, stderr i
 	}
 	stopWatch()
 	return nil
+}
+
+// logCounter is a slog.Handler that counts the registries' log records by
+// message and reason, to show why watchers read or reconnect.
+type logCounter struct {
+	mu     sync.Mutex // guards counts
+	counts map[string]int
+}
+
+func (l *logCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logCounter) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logCounter) WithGroup(string) slog.Handler            { return l }
+
+func (l *logCounter) Handle(_ context.Context, r slog.Record) error {
+	key := r.Level.String() + " " + r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "reason":
+			key += " reason=" + a.Value.String()
+		case "err": // the cause only: the rest names services and addresses
+			e := a.Value.String()
+			key += " err=" + e[strings.LastIndex(e, ": ")+1:]
+		}
+		return true
+	})
+	l.mu.Lock()
+	l.counts[key]++
+	l.mu.Unlock()
+	return nil
+}
+
+// warnings returns the number of warnings so far.
+func (l *logCounter) warnings() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for k, c := range l.counts {
+		if strings.HasPrefix(k, "WARN") {
+			n += c
+		}
+	}
+	return n
+}
+
+func (l *logCounter) print(w io.Writer) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	keys := slices.Sorted(maps.Keys(l.counts))
+	if len(keys) > 0 {
+		fmt.Fprintln(w, "\nregistry log records over the whole run:")
+	}
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %6d  %s\n", l.counts[k], k)
+	}
+}
+
+// trace prints, every second until ctx ends, what Redis and the fleet did.
+func trace(ctx context.Context, admin *redis.Client, logs *logCounter, w io.Writer) {
+	prev, pu := readStats(ctx, admin), usage{}
+	pu, _ = readUsage()
+	prevWarn := logs.warnings()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cur := readStats(ctx, admin)
+		cu, _ := readUsage()
+		warn := logs.warnings()
+		r := cur.rates(prev)
+		fmt.Fprintf(w, "%s  cmds/s %6.0f  scripts/s %5.0f  publish/s %5.0f  hgetall/s %5.0f  redis cpu %3.0f%%  fleet cpu %3.0f%%  conns %5d  new conns %4d  warnings %5d\n",
+			time.Now().Format("15:04:05"), r.commands, r.scripts, r.cmd["publish"], r.cmd["hgetall"], 100*r.cpu,
+			100*cu.sub(pu).cpu.Seconds()/cur.at.Sub(prev.at).Seconds(), cur.clients, cur.accepted-prev.accepted, warn-prevWarn)
+		prev, pu, prevWarn = cur, cu, warn
+	}
 }
 
 // perChange prints what Redis spent per change above the steady state.

@@ -9,7 +9,7 @@ const (
 	defaultTTL       = 10 * time.Second
 	defaultPrefix    = "seedrpc"
 	defaultOpTimeout = 2 * time.Second
-	defaultResync    = time.Minute
+	defaultResync    = 5 * time.Minute
 	// maxPing bounds how long a silent subscription connection goes without
 	// a PING that proves it alive.
 	maxPing = 15 * time.Second
@@ -97,10 +97,12 @@ func WithHeartbeat(d time.Duration) Option {
 }
 
 // WithResync sets how often a watcher re-reads the full instance list even
-// when no change was announced (default 1 min; zero or negative means the
-// default). It is a safety net: changes reach watchers as they happen, a
-// missed one is noticed by its version, and a subscription that broke is
-// followed by a full read anyway. The subscription connection is also pinged
+// when no change was announced (default 5 min; zero or negative means the
+// default; each watcher waits a random time between half of it and all of
+// it, so watchers started together do not read together). It is a safety
+// net: changes reach watchers as they happen, a missed one is noticed by its
+// version (the expiry checks below carry it too, about once per TTL), and a
+// subscription that broke is followed by a full read anyway. The subscription connection is also pinged
 // after min(resync, 15s) of silence, so a dead one is found. Independently,
 // when the earliest instance a watcher knows of is due to expire, the
 // watcher asks Redis to prune it and announce the result to every watcher

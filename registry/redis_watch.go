@@ -126,6 +126,7 @@ type redisWatch struct {
 	version int64      // the version insts reflect; 0 for none (empty)
 	at      int64      // Redis's clock (ms) when insts was last confirmed
 	checkAt time.Time  // when to run the expiry check; zero for never
+	quiet   time.Time  // no expiry check before then (one ran lately)
 	sent    []Instance // the last list sent
 }
 
@@ -173,7 +174,9 @@ func (w *redisWatch) take() (msgs []inbound, overflow bool, st subState) {
 func (w *redisWatch) run(ctx context.Context) {
 	o := w.r.opts
 	log := o.logger.With("service", w.service)
-	bo := backoff{min: 50 * time.Millisecond, max: min(o.resync, 5*time.Second)}
+	// Retries of failed reads and checks back off from a quarter second: a
+	// Redis too slow to answer must not be answered with more requests.
+	bo := backoff{min: 250 * time.Millisecond, max: min(o.resync, 5*time.Second)}
 	nextResync := time.Now().Add(jitter(o.resync))
 	needRead := false
 	var retryAt time.Time // a failed read or check waits until then
@@ -207,6 +210,11 @@ func (w *redisWatch) run(ctx context.Context) {
 			}
 		}
 		if overflow || st == subUp {
+			reason := "re-subscribed"
+			if overflow {
+				reason = "inbox overflow"
+			}
+			log.Debug("registry: watch reads the service in full", "reason", reason)
 			needRead = true
 			retryAt = time.Time{}
 		}
@@ -248,10 +256,10 @@ func laterOf(a, b time.Time) time.Time {
 	return a
 }
 
-// jitter spreads d over [0.9d, 1.1d], so watchers started together do not
-// read together.
+// jitter spreads d over [d/2, d], so watchers started together do not read
+// together.
 func jitter(d time.Duration) time.Duration {
-	return d - d/10 + rand.N(d/5+1)
+	return d/2 + rand.N(d/2+1)
 }
 
 // emit sends the list when it differs from the last one sent.
@@ -291,9 +299,17 @@ func (w *redisWatch) check(ctx context.Context) error {
 	}
 	// A newer version is on its way as a message (this check's own prune,
 	// or a change it raced); a gap shows when the tick arrives.
-	w.setExpiry(tk.now, tk.expiry, time.Now())
+	now := time.Now()
+	w.quiet = now.Add(w.checkGap())
+	w.setExpiry(tk.now, tk.expiry, now)
 	return nil
 }
+
+// checkGap is the least time between two expiry checks of one service by
+// one watcher, counted from the last check any watcher announced: when
+// heartbeats are late and many members near their expiry, checks must not
+// chase them one by one. TTL/10 (1s by default).
+func (w *redisWatch) checkGap() time.Duration { return w.r.opts.ttl / 10 }
 
 // setExpiry schedules the expiry check for the earliest expiry (Redis ms,
 // -1 for none) seen at Redis time now, received locally at recv. Each
@@ -305,7 +321,7 @@ func (w *redisWatch) setExpiry(now, expiry int64, recv time.Time) {
 		return
 	}
 	spread := min(w.r.opts.ttl/20, 500*time.Millisecond)
-	w.checkAt = recv.Add(toDuration(expiry-now) + expiryWake + rand.N(spread+1))
+	w.checkAt = laterOf(recv.Add(toDuration(expiry-now)+expiryWake+rand.N(spread+1)), w.quiet)
 }
 
 // wireMsg is a change message (see redis_scripts.go).
@@ -321,19 +337,23 @@ type wireMsg struct {
 func (w *redisWatch) handle(m inbound) (needRead bool) {
 	var msg wireMsg
 	if err := json.Unmarshal([]byte(m.payload), &msg); err != nil || msg.V < 0 {
-		return true // not ours (an older registry's message): read
+		return w.gap("foreign message", msg) // an older registry's: read
 	}
 	switch {
 	case msg.V < w.version || (msg.V == w.version && msg.C != nil):
 		// Seen already, unless it is newer than what we hold: then the
 		// version counter restarted (the service emptied and came back).
-		return msg.T > w.at
+		if msg.T > w.at {
+			return w.gap("version restarted", msg)
+		}
+		return false
 	case msg.V == w.version: // a tick confirming our version
 		w.at = max(w.at, msg.T)
+		w.quiet = m.at.Add(w.checkGap())
 		w.setExpiry(msg.T, msg.X, m.at)
 		return false
 	case msg.C == nil || w.version == 0 || msg.V != w.version+1:
-		return true // missed at least one change
+		return w.gap("version gap", msg) // missed at least one change
 	}
 	for _, c := range msg.C {
 		if err := w.apply(c); err != nil {
@@ -342,8 +362,17 @@ func (w *redisWatch) handle(m inbound) (needRead bool) {
 		}
 	}
 	w.version, w.at = msg.V, msg.T
+	w.quiet = m.at.Add(w.checkGap())
 	w.setExpiry(msg.T, msg.X, m.at)
 	return false
+}
+
+// gap logs why a message makes the watcher read the service in full, and
+// says it must.
+func (w *redisWatch) gap(reason string, msg wireMsg) bool {
+	w.r.opts.logger.Debug("registry: watch reads the service in full", "service", w.service, "reason", reason,
+		"have", w.version, "have_at", w.at, "got", msg.V, "got_at", msg.T, "delta", msg.C != nil)
+	return true
 }
 
 // apply applies one change: ["+"|"~", addr, expiry, data] or ["-", addr].
