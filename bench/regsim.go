@@ -225,6 +225,12 @@ func simulate(ctx context.Context, c regsimConfig, addr string, stdout, stderr i
 		float64(memInstances-memEmpty)/float64(c.instances), float64(memWatchers-memInstances)/float64(c.watchers), float64(s1.memory)/1e6)
 
 	// Single changes: add then remove one instance in -changes services.
+	// A plain subscriber on the first service's channel sees the messages.
+	spy := admin.Subscribe(ctx, "{regsim:"+simService(0)+"}:changes")
+	defer spy.Close()
+	if _, err := spy.ReceiveTimeout(ctx, 5*time.Second); err != nil {
+		return fmt.Errorf("bench regsim: subscribe: %w", err)
+	}
 	var adds, removes []time.Duration
 	var missed int
 	extra := newReg()
@@ -250,6 +256,20 @@ func simulate(ctx context.Context, c regsimConfig, addr string, stdout, stderr i
 	fmt.Fprintf(stdout, "  add to all watchers:     %s\n", quantiles(adds))
 	fmt.Fprintf(stdout, "  removal to all watchers: %s\n", quantiles(removes))
 	perChange(stdout, w1.sub(w0), base, 2*c.changes)
+	var sizes []int
+	for {
+		msg, err := spy.ReceiveTimeout(ctx, 100*time.Millisecond)
+		if err != nil {
+			break
+		}
+		if m, ok := msg.(*redis.Message); ok {
+			sizes = append(sizes, len(m.Payload))
+		}
+	}
+	if len(sizes) > 0 {
+		fmt.Fprintf(stdout, "  messages on %s's channel meanwhile: %d, payload %d..%d bytes (plus ~%d of framing and channel name per subscriber)\n",
+			simService(0), len(sizes), slices.Min(sizes), slices.Max(sizes), len("{regsim:Svc0}:changes")+30)
+	}
 	if missed > 0 {
 		fmt.Fprintf(stdout, "  MISSED: %d watcher observations never arrived within 5s\n", missed)
 	}
