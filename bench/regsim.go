@@ -54,6 +54,7 @@ type regsimConfig struct {
 	restartPace                  time.Duration
 	redisAddr                    string
 	trace                        bool
+	opTimeout                    time.Duration
 }
 
 // runRegsim is the "regsim" mode of the bench command.
@@ -72,6 +73,7 @@ func runRegsim(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.steady, "steady", 20*time.Second, "steady-state measurement window")
 	fs.IntVar(&c.changes, "changes", 20, "single adds (and removals) measured, each in another service")
 	fs.DurationVar(&c.restartPace, "restart-pace", 200*time.Millisecond, "rolling restart: time between two instances")
+	fs.DurationVar(&c.opTimeout, "op-timeout", 2*time.Second, "registry.WithOpTimeout of every registry")
 	fs.BoolVar(&c.trace, "trace", false, "print Redis's and the fleet's figures every second, to stderr")
 	fs.StringVar(&c.redisAddr, "redis", "", "use this redis-server instead of starting one (its counters are read, not reset)")
 	if err := fs.Parse(args); err != nil {
@@ -112,7 +114,7 @@ func simulate(ctx context.Context, c regsimConfig, addr string, stdout, stderr i
 	defer admin.Close()
 	memEmpty := infoInt(ctx, admin, "memory", "used_memory")
 	logs := &logCounter{counts: make(map[string]int)}
-	opts := []registry.Option{registry.WithTTL(c.ttl), registry.WithPrefix("regsim"), registry.WithLogger(slog.New(logs))}
+	opts := []registry.Option{registry.WithTTL(c.ttl), registry.WithPrefix("regsim"), registry.WithLogger(slog.New(logs)), registry.WithOpTimeout(c.opTimeout)}
 	defer logs.print(stdout)
 	var clients []*redis.Client
 	var regs []*registry.Redis
@@ -177,7 +179,7 @@ func simulate(ctx context.Context, c regsimConfig, addr string, stdout, stderr i
 	for j := range wregs {
 		wregs[j] = newReg()
 	}
-	err = parallel(32, c.watchers, func(j int) error {
+	err = parallel(8, c.watchers, func(j int) error {
 		for k := range c.watch {
 			svc := (j*c.watch + k) % c.watched
 			// Like a discovering client, retry a Watch that failed (Redis
@@ -189,7 +191,7 @@ func simulate(ctx context.Context, c regsimConfig, addr string, stdout, stderr i
 					break
 				}
 				watchRetries.Add(1)
-				if try == 5 {
+				if try == 8 {
 					return err
 				}
 				time.Sleep(100 * time.Millisecond << try)
@@ -720,7 +722,10 @@ func startRedis() (*simRedis, error) {
 		return nil, err
 	}
 	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--maxclients", "20000", "--dir", dir,
+		// A thousand registries connecting at once overflow the default
+		// listen backlog (511): dropped SYNs cost a second each, past the
+		// op timeout, and the timed-out connections are dialled again.
+		"--save", "", "--appendonly", "no", "--maxclients", "20000", "--tcp-backlog", "4096", "--dir", dir,
 		"--logfile", filepath.Join(dir, "redis.log"))
 	cmd.SysProcAttr = childSysProcAttr()
 	if err := cmd.Start(); err != nil {
