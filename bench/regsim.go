@@ -34,6 +34,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,6 +56,7 @@ type regsimConfig struct {
 	redisAddr                    string
 	trace                        bool
 	opTimeout                    time.Duration
+	cpuProfile                   string
 }
 
 // runRegsim is the "regsim" mode of the bench command.
@@ -74,6 +76,7 @@ func runRegsim(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.changes, "changes", 20, "single adds (and removals) measured, each in another service")
 	fs.DurationVar(&c.restartPace, "restart-pace", 200*time.Millisecond, "rolling restart: time between two instances")
 	fs.DurationVar(&c.opTimeout, "op-timeout", 2*time.Second, "registry.WithOpTimeout of every registry")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the simulated fleet's steady state to this file")
 	fs.BoolVar(&c.trace, "trace", false, "print Redis's and the fleet's figures every second, to stderr")
 	fs.StringVar(&c.redisAddr, "redis", "", "use this redis-server instead of starting one (its counters are read, not reset)")
 	if err := fs.Parse(args); err != nil {
@@ -212,6 +215,18 @@ func simulate(ctx context.Context, c regsimConfig, addr string, stdout, stderr i
 	time.Sleep(c.settle)
 
 	// Steady state.
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	s0 := readStats(ctx, admin)
 	u0, _ := readUsage()
 	time.Sleep(c.steady)

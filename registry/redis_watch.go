@@ -78,7 +78,7 @@ func (r *Redis) Watch(ctx context.Context, service string) (<-chan []Instance, e
 		return fail(err)
 	}
 	w.install(s, time.Now())
-	w.sent = cloneInstances(w.insts)
+	w.dirty = false
 	w.out <- cloneInstances(w.insts)
 	go func() {
 		defer release()
@@ -127,7 +127,7 @@ type redisWatch struct {
 	at      int64      // Redis's clock (ms) when insts was last confirmed
 	checkAt time.Time  // when to run the expiry check; zero for never
 	quiet   time.Time  // no expiry check before then (one ran lately)
-	sent    []Instance // the last list sent
+	dirty   bool       // insts changed since the last list sent
 }
 
 // deliver queues a message; it is called by the hub under its lock.
@@ -262,13 +262,12 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// emit sends the list when it differs from the last one sent.
+// emit sends the list when it changed since the last one sent.
 func (w *redisWatch) emit() {
-	if equalInstances(w.insts, w.sent) {
-		return
+	if w.dirty {
+		w.dirty = false
+		offer(w.out, cloneInstances(w.insts))
 	}
-	w.sent = cloneInstances(w.insts)
-	offer(w.out, cloneInstances(w.insts))
 }
 
 // resync reads the service in full.
@@ -283,6 +282,9 @@ func (w *redisWatch) resync(ctx context.Context) error {
 
 // install replaces the state with a full read received at recv.
 func (w *redisWatch) install(s snapshot, recv time.Time) {
+	if !equalInstances(w.insts, s.insts) {
+		w.dirty = true
+	}
 	w.insts, w.version, w.at = s.insts, s.version, s.now
 	w.setExpiry(s.now, s.expiry, recv)
 }
@@ -386,6 +388,7 @@ func (w *redisWatch) apply(c []json.RawMessage) error {
 	case "-":
 		if found {
 			w.insts = slices.Delete(w.insts, i, i+1)
+			w.dirty = true
 		}
 		return nil
 	case "+", "~":
@@ -397,11 +400,15 @@ func (w *redisWatch) apply(c []json.RawMessage) error {
 		if err != nil {
 			return err
 		}
-		if found {
-			w.insts[i] = inst
-		} else {
+		switch {
+		case !found:
 			w.insts = slices.Insert(w.insts, i, inst)
+		case equalInstances(w.insts[i:i+1], []Instance{inst}):
+			return nil // re-announced unchanged (Redis had lost it)
+		default:
+			w.insts[i] = inst
 		}
+		w.dirty = true
 		return nil
 	}
 	return fmt.Errorf("%w: change op %q", errReply, op)
