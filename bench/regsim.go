@@ -160,7 +160,14 @@ func simulate(ctx context.Context, c regsimConfig, addr string, stdout, stderr i
 		// Spread the registrations over one heartbeat interval, so the
 		// heartbeats are spread too, as in a fleet started over time.
 		time.Sleep(time.Until(start.Add(spread * time.Duration(i) / time.Duration(c.instances))))
-		return servers[i%c.servers].Register(ctx, simInstance(i%c.services, i))
+		var err error
+		for try := range 5 { // as a starting server would
+			if err = servers[i%c.servers].Register(ctx, simInstance(i%c.services, i)); err == nil {
+				return nil
+			}
+			time.Sleep(100 * time.Millisecond << try)
+		}
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("bench regsim: register: %w", err)
