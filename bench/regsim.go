@@ -57,6 +57,7 @@ type regsimConfig struct {
 	trace                        bool
 	opTimeout                    time.Duration
 	cpuProfile                   string
+	ramp                         time.Duration
 }
 
 // runRegsim is the "regsim" mode of the bench command.
@@ -71,6 +72,7 @@ func runRegsim(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.watch, "watch", 5, "services each watcher watches")
 	fs.IntVar(&c.watched, "watched", 0, "watchers pick their services among the first N (0: all services)")
 	fs.DurationVar(&c.ttl, "ttl", 10*time.Second, "registry TTL (heartbeat TTL/3)")
+	fs.DurationVar(&c.ramp, "ramp", 20*time.Second, "start the watcher registries evenly over this time (a fleet does not start in one instant)")
 	fs.DurationVar(&c.settle, "settle", 15*time.Second, "wait after setup before measuring")
 	fs.DurationVar(&c.steady, "steady", 20*time.Second, "steady-state measurement window")
 	fs.IntVar(&c.changes, "changes", 20, "single adds (and removals) measured, each in another service")
@@ -189,7 +191,8 @@ func simulate(ctx context.Context, c regsimConfig, addr string, stdout, stderr i
 	for j := range wregs {
 		wregs[j] = newReg()
 	}
-	err = parallel(8, c.watchers, func(j int) error {
+	err = parallel(64, c.watchers, func(j int) error {
+		time.Sleep(time.Until(start.Add(c.ramp * time.Duration(j) / time.Duration(c.watchers))))
 		for k := range c.watch {
 			svc := (j*c.watch + k) % c.watched
 			// Like a discovering client, retry a Watch that failed (Redis

@@ -205,7 +205,8 @@ func (w *redisWatch) run(ctx context.Context) {
 		msgs, overflow, st := w.take()
 		down = st == subDown
 		for _, m := range msgs {
-			if w.handle(m) {
+			if reason := w.handle(m); reason != "" && !needRead {
+				log.Debug("registry: watch reads the service in full", "reason", reason)
 				needRead = true
 			}
 		}
@@ -214,7 +215,9 @@ func (w *redisWatch) run(ctx context.Context) {
 			if overflow {
 				reason = "inbox overflow"
 			}
-			log.Debug("registry: watch reads the service in full", "reason", reason)
+			if !needRead {
+				log.Debug("registry: watch reads the service in full", "reason", reason)
+			}
 			needRead = true
 			retryAt = time.Time{}
 		}
@@ -334,47 +337,39 @@ type wireMsg struct {
 	C [][]json.RawMessage `json:"c"`
 }
 
-// handle applies one message and reports whether the service must be read
-// in full (a gap, or a message it cannot use).
-func (w *redisWatch) handle(m inbound) (needRead bool) {
+// handle applies one message. When the service must be read in full (a
+// gap, or a message it cannot use) it says why; otherwise it returns "".
+func (w *redisWatch) handle(m inbound) (readReason string) {
 	var msg wireMsg
 	if err := json.Unmarshal([]byte(m.payload), &msg); err != nil || msg.V < 0 {
-		return w.gap("foreign message", msg) // an older registry's: read
+		return "foreign message" // an older registry's
 	}
 	switch {
 	case msg.V < w.version || (msg.V == w.version && msg.C != nil):
 		// Seen already, unless it is newer than what we hold: then the
 		// version counter restarted (the service emptied and came back).
 		if msg.T > w.at {
-			return w.gap("version restarted", msg)
+			return "version restarted"
 		}
-		return false
+		return ""
 	case msg.V == w.version: // a tick confirming our version
 		w.at = max(w.at, msg.T)
 		w.quiet = m.at.Add(w.checkGap())
 		w.setExpiry(msg.T, msg.X, m.at)
-		return false
+		return ""
 	case msg.C == nil || w.version == 0 || msg.V != w.version+1:
-		return w.gap("version gap", msg) // missed at least one change
+		return "version gap" // missed at least one change
 	}
 	for _, c := range msg.C {
 		if err := w.apply(c); err != nil {
 			w.r.opts.logger.Warn("registry: bad change message", "service", w.service, "err", err)
-			return true
+			return "bad change"
 		}
 	}
 	w.version, w.at = msg.V, msg.T
 	w.quiet = m.at.Add(w.checkGap())
 	w.setExpiry(msg.T, msg.X, m.at)
-	return false
-}
-
-// gap logs why a message makes the watcher read the service in full, and
-// says it must.
-func (w *redisWatch) gap(reason string, msg wireMsg) bool {
-	w.r.opts.logger.Debug("registry: watch reads the service in full", "service", w.service, "reason", reason,
-		"have", w.version, "have_at", w.at, "got", msg.V, "got_at", msg.T, "delta", msg.C != nil)
-	return true
+	return ""
 }
 
 // apply applies one change: ["+"|"~", addr, expiry, data] or ["-", addr].

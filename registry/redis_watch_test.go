@@ -39,7 +39,7 @@ func TestWatchHandle(t *testing.T) {
 	}
 	for _, tt := range tests {
 		w := newWatch()
-		got := w.handle(inbound{payload: tt.give, at: time.Now()})
+		got := w.handle(inbound{payload: tt.give, at: time.Now()}) != ""
 		if got != tt.wantRead {
 			t.Errorf("%s: handle(%s) read = %v, want %v", tt.name, tt.give, got, tt.wantRead)
 		}
@@ -61,7 +61,7 @@ func TestWatchHandle(t *testing.T) {
 	// which epoch the change belongs to.
 	w = newWatch()
 	w.insts, w.version = nil, 0
-	if !w.handle(inbound{payload: `{"v":5001,"t":5001,"x":9000,"c":[["+","b:1",15001,"{}"]]}`, at: time.Now()}) {
+	if w.handle(inbound{payload: `{"v":5001,"t":5001,"x":9000,"c":[["+","b:1",15001,"{}"]]}`, at: time.Now()}) == "" {
 		t.Error("first change of an unversioned service applied, want a full read")
 	}
 	// A tick schedules the next expiry check from Redis's clock.
