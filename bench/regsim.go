@@ -118,6 +118,7 @@ func simulate(ctx context.Context, c regsimConfig, addr string, stdout, stderr i
 	admin := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
 	defer admin.Close()
 	memEmpty := infoInt(ctx, admin, "memory", "used_memory")
+	datasetEmpty := infoInt(ctx, admin, "memory", "used_memory_dataset")
 	logs := &logCounter{counts: make(map[string]int)}
 	opts := []registry.Option{registry.WithTTL(c.ttl), registry.WithPrefix("regsim"), registry.WithLogger(slog.New(logs)), registry.WithOpTimeout(c.opTimeout)}
 	defer logs.print(stdout)
@@ -250,6 +251,10 @@ func simulate(ctx context.Context, c regsimConfig, addr string, stdout, stderr i
 	fmt.Fprintf(stdout, "  the simulated fleet itself (all registries, one process): %.1f%% of a core\n", 100*u1.sub(u0).cpu.Seconds()/c.steady.Seconds())
 	fmt.Fprintf(stdout, "  memory: %.0f B per instance, %.0f B per watcher registry (used_memory %0.1f MB)\n",
 		float64(memInstances-memEmpty)/float64(c.instances), float64(memWatchers-memInstances)/float64(c.watchers), float64(s1.memory)/1e6)
+	dataset := infoInt(ctx, admin, "memory", "used_memory_dataset") - datasetEmpty
+	clientsMem := infoInt(ctx, admin, "memory", "mem_clients_normal")
+	fmt.Fprintf(stdout, "  of which: data %.0f B per instance (used_memory_dataset), connections %.0f B each (mem_clients_normal / connected_clients)\n",
+		float64(dataset)/float64(c.instances), float64(clientsMem)/float64(max(s1.clients, 1)))
 
 	// Single changes: add then remove one instance in -changes services.
 	// A plain subscriber on the first service's channel sees the messages.
