@@ -9,6 +9,7 @@
 //	go run . -hol -duration 5s           # head-of-line blocking by 8 MiB echoes
 //	go run . -throughput -duration 3s    # 1 MiB and 8 MiB echoes vs raw TCP
 //	go run . -overload                     # goodput at 3× capacity: see overload.go
+//	go run . regsim -h                     # the registry at fleet scale (regsim.go)
 //
 // See docs/BENCHMARKS.md for what each system does and does not do.
 package main
@@ -52,6 +53,9 @@ type options struct {
 // run is main without the process: it parses args and either serves (child
 // mode) or runs the benchmark.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "regsim" {
+		return runRegsim(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	duration := fs.Duration("duration", 3*time.Second, "measured time per system and concurrency")

@@ -9,7 +9,10 @@ const (
 	defaultTTL       = 10 * time.Second
 	defaultPrefix    = "seedrpc"
 	defaultOpTimeout = 2 * time.Second
-	maxResync        = 30 * time.Second
+	defaultResync    = 5 * time.Minute
+	// maxPing bounds how long a silent subscription connection goes without
+	// a PING that proves it alive.
+	maxPing = 15 * time.Second
 )
 
 // Option configures NewRedis and NewMemory.
@@ -26,8 +29,24 @@ type options struct {
 	heartbeat time.Duration
 	resync    time.Duration
 	opTimeout time.Duration
+	ping      time.Duration // derived: min(resync, maxPing)
 	prefix    string
 	logger    *slog.Logger
+	pubsub    pubsubMode // tests only: force plain pub/sub on Cluster
+}
+
+// pubsubMode selects the kind of channel on Cluster.
+type pubsubMode int
+
+const (
+	pubsubAuto  pubsubMode = iota // shard channels on Cluster, plain elsewhere
+	pubsubPlain                   // plain PUBLISH/SUBSCRIBE everywhere (the Redis 6 path)
+)
+
+// withPubSub forces a pub/sub mode (tests exercise the Redis 6 path on a
+// Redis 7 Cluster with it).
+func withPubSub(m pubsubMode) Option {
+	return optionFunc(func(o *options) { o.pubsub = m })
 }
 
 func defaultOptions() options {
@@ -48,8 +67,9 @@ func newOptions(opts []Option) options {
 		o.heartbeat = o.ttl / 3
 	}
 	if o.resync <= 0 {
-		o.resync = min(o.ttl/2, maxResync)
+		o.resync = defaultResync
 	}
+	o.ping = min(o.resync, maxPing)
 	if o.opTimeout <= 0 {
 		o.opTimeout = defaultOpTimeout
 	}
@@ -77,11 +97,18 @@ func WithHeartbeat(d time.Duration) Option {
 }
 
 // WithResync sets how often a watcher re-reads the full instance list even
-// when no change was announced (default min(TTL/2, 30s); zero or negative
-// means the default). Independently of it, a watcher also re-reads the list
-// as soon as the earliest instance it knows of is due to expire, so an
-// instance whose server died without deregistering (nobody announces an
-// expiry) leaves watchers' lists at most moments after its TTL runs out.
+// when no change was announced (default 5 min; zero or negative means the
+// default; each watcher waits a random time between half of it and all of
+// it, so watchers started together do not read together). It is a safety
+// net: changes reach watchers as they happen, a missed one is noticed by its
+// version (the expiry checks below carry it too, about once per TTL), and a
+// subscription that broke is followed by a full read anyway. The subscription connection is also pinged
+// after min(resync, 15s) of silence, so a dead one is found. Independently,
+// when the earliest instance a watcher knows of is due to expire, the
+// watcher asks Redis to prune it and announce the result to every watcher
+// of the service, so an instance whose server died without deregistering
+// leaves watchers' lists moments after its TTL runs out (Memory re-reads its
+// list then).
 func WithResync(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.resync = d })
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 //
 // # Data layout
 //
-// Each service has two keys and one channel, all sharing the Redis Cluster
+// Each service has three keys and one channel, all sharing the Redis Cluster
 // hash tag {prefix:service}, so one service lives on one slot and its scripts
 // run atomically there. For prefix "seedrpc" and service "Calc":
 //
@@ -24,26 +25,35 @@ import (
 //	{seedrpc:Calc}:data       hash: Addr -> JSON {"w":weight,"m":{meta}}
 //	                          (encoding/json sorts meta keys, so the encoding
 //	                          of an unchanged instance never changes)
-//	{seedrpc:Calc}:changes    pub/sub channel: one message per membership change
+//	{seedrpc:Calc}:version    counter: bumped by every published change
+//	{seedrpc:Calc}:changes    pub/sub channel (a shard channel on Cluster):
+//	                          one message per change, carrying the change
 //
 // The key is built from the exact service name, so "Arith" never sees
-// "Arith2". Both keys carry PEXPIREAT one TTL past their latest member, so an
-// abandoned service leaves nothing behind.
+// "Arith2". The keys expire by themselves at least one TTL after the newest
+// heartbeat, so an abandoned service leaves nothing behind.
 //
-// # Scripts
+// # Scripts and messages
 //
-// Every write is one Lua script that reads Redis's own clock with TIME, so
-// no server's clock ever enters an expiry; only the TTL as a duration is sent.
-// Each script first prunes members whose score is not after now.
+// Every write is one Lua script (see redis_scripts.go) that reads Redis's
+// own clock. Register and each heartbeat prune expired members, refresh
+// their own, and publish only when membership or data changed; the message
+// carries the change itself (added, updated or removed member with its
+// data), the service's new version and its earliest expiry. A heartbeat that
+// changes nothing publishes nothing and costs four commands inside the
+// script. Reading a service is one ZRANGE and one HGETALL.
 //
-//   - register (Register and every heartbeat): prune, ZADD now+TTL, HSET the
-//     data, PUBLISH only when membership changed (a new member, changed data
-//     or pruned members) and return what changed. A heartbeat that changes
-//     nothing publishes nothing; one that finds its member gone (Redis
-//     restarted empty) re-adds it and publishes.
-//   - deregister: ZREM + HDEL, PUBLISH when a member was removed.
-//   - lookup: prune (PUBLISH when something expired), then return the live
-//     members with their data and the time until the earliest one expires.
+// # Watching
+//
+// A registry holds one pub/sub connection for all its watches (one per
+// Cluster node holding watched services), subscribing and unsubscribing
+// channels as watches come and go. Watchers apply the changes they receive
+// and read a service in full only when a version is missing (a gap), after
+// the subscription broke, and every WithResync. Nobody announces an expiry by
+// itself: heartbeats prune their service's expired members, and a watcher
+// whose earliest known member is due to expire runs a small check that
+// prunes and publishes, whose answer every watcher of the service receives,
+// so one check per service serves them all.
 //
 // # Timeouts
 //
@@ -58,113 +68,66 @@ type Redis struct {
 	opts    options
 	beats   heartbeats
 	watches watchers
+	hub     *hub
 	// isClosed is set by Close; it makes the public methods return ErrClosed.
 	isClosed atomic.Bool
 
 	register   *redis.Script
 	deregister *redis.Script
 	lookup     *redis.Script
+	check      *redis.Script
 }
 
 // NewRedis returns a registry that stores instances through rdb. Close it when
 // done; rdb stays open.
+//
+// On a *redis.ClusterClient, changes travel on shard channels (SPUBLISH,
+// SSUBSCRIBE) so each message stays on the node that owns the service; on
+// Redis 6, which has none, the registry falls back to plain pub/sub by
+// itself.
 func NewRedis(rdb redis.UniversalClient, opts ...Option) *Redis {
-	return &Redis{
+	r := &Redis{
 		rdb:        rdb,
 		opts:       newOptions(opts),
 		register:   redis.NewScript(registerScript),
 		deregister: redis.NewScript(deregisterScript),
 		lookup:     redis.NewScript(lookupScript),
+		check:      redis.NewScript(checkScript),
+	}
+	_, cluster := rdb.(*redis.ClusterClient)
+	sharded := cluster && r.opts.pubsub != pubsubPlain
+	r.hub = newHub(r, sharded)
+	return r
+}
+
+// serviceKeys are the Redis names of one service.
+type serviceKeys struct {
+	instances, data, version, channel string
+}
+
+// keys returns the keys and channel of service.
+func (r *Redis) keys(service string) serviceKeys {
+	tag := "{" + r.opts.prefix + ":" + service + "}"
+	return serviceKeys{
+		instances: tag + ":instances",
+		data:      tag + ":data",
+		version:   tag + ":version",
+		channel:   tag + ":changes",
 	}
 }
 
-// luaPrelude is shared by the scripts: now() reads Redis's clock in ms, and
-// prune(zkey, hkey, now) drops members whose score is not after now and
-// returns how many it dropped.
-const luaPrelude = `
-local function now()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function prune(zkey, hkey, now)
-  local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', now)
-  local n = #expired
-  for i = 1, n, 500 do
-    redis.call('HDEL', hkey, unpack(expired, i, math.min(i + 499, n)))
-  end
-  if n > 0 then
-    redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now)
-  end
-  return n
-end
-`
-
-// registerScript: KEYS = instances, data; ARGV = addr, data, ttl ms, channel.
-// Returns 0 when nothing changed (nothing published), 1 when the member was
-// added (new, or lost by Redis), 2 when its data changed or expired members
-// were pruned; it publishes for 1 and 2.
-const registerScript = luaPrelude + `
-local t = now()
-local ttl = tonumber(ARGV[3])
-local result = 0
-if prune(KEYS[1], KEYS[2], t) > 0 then
-  result = 2
-end
-if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-  result = 2
-end
-if redis.call('ZADD', KEYS[1], t + ttl, ARGV[1]) == 1 then
-  result = 1
-end
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-local at = tonumber(last[2]) + ttl
-redis.call('PEXPIREAT', KEYS[1], at)
-redis.call('PEXPIREAT', KEYS[2], at)
-if result > 0 then
-  redis.call('PUBLISH', ARGV[4], ARGV[1])
-end
-return result
-`
-
-// deregisterScript: KEYS = instances, data; ARGV = addr, channel.
-// Returns 1 when it removed (and published), else 0.
-const deregisterScript = `
-local removed = redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-if redis.call('ZCARD', KEYS[1]) == 0 then
-  redis.call('DEL', KEYS[1], KEYS[2])
-end
-if removed == 1 then
-  redis.call('PUBLISH', ARGV[2], ARGV[1])
-end
-return removed
-`
-
-// lookupScript: KEYS = instances, data; ARGV = channel.
-// Returns {ms until the earliest live member expires or -1, addr1, data1, ...}.
-const lookupScript = luaPrelude + `
-local t = now()
-if prune(KEYS[1], KEYS[2], t) > 0 then
-  redis.call('PUBLISH', ARGV[1], '')
-end
-local live = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local out = {-1}
-if #live == 0 then
-  return out
-end
-out[1] = tonumber(live[2]) - t
-for i = 1, #live, 2 do
-  out[#out + 1] = live[i]
-  out[#out + 1] = redis.call('HGET', KEYS[2], live[i]) or ''
-end
-return out
-`
-
-// keys returns the instances key, the data key and the channel of service.
-func (r *Redis) keys(service string) (instances, data, channel string) {
-	tag := "{" + r.opts.prefix + ":" + service + "}"
-	return tag + ":instances", tag + ":data", tag + ":changes"
+// run runs script for service with the common arguments (channel, shard
+// flag, TTL) followed by args, bounded by the op timeout.
+func (r *Redis) run(ctx context.Context, script *redis.Script, service string, args ...any) *redis.Cmd {
+	k := r.keys(service)
+	ctx, cancel := context.WithTimeout(ctx, r.opts.opTimeout)
+	defer cancel()
+	sharded := "0"
+	if r.hub.shardedPublish() {
+		sharded = "1"
+	}
+	all := append([]any{k.channel, sharded, r.opts.ttl.Milliseconds()}, args...)
+	return script.Run(ctx, r.rdb, []string{k.instances, k.data, k.version}, all...)
 }
 
 // record is the stored data of one instance; Service and Addr are in the key
@@ -174,8 +137,16 @@ type record struct {
 	Meta   map[string]string `json:"m,omitempty"`
 }
 
-func (r *Redis) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, r.opts.opTimeout)
+// decodeRecord builds the Instance stored as data (empty data is a bare
+// instance).
+func decodeRecord(service, addr, data string) (Instance, error) {
+	var rec record
+	if data != "" {
+		if err := json.Unmarshal([]byte(data), &rec); err != nil {
+			return Instance{}, fmt.Errorf("decode %s: %w", addr, err)
+		}
+	}
+	return Instance{Service: service, Addr: addr, Weight: rec.Weight, Meta: rec.Meta}.clone(), nil
 }
 
 // Register writes inst and starts its heartbeat. If the write fails, the
@@ -191,12 +162,12 @@ func (r *Redis) Register(ctx context.Context, inst Instance) error {
 	if err != nil {
 		return fmt.Errorf("registry: encode %s %s: %w", inst.Service, inst.Addr, err)
 	}
-	if _, err := r.put(ctx, inst, data); err != nil {
+	if _, err := r.put(ctx, inst, data, "r"); err != nil {
 		return err
 	}
 	k := instanceKey{inst.Service, inst.Addr}
 	return r.beats.start(k, r.opts.heartbeat, func(ctx context.Context) {
-		res, err := r.put(ctx, inst, data)
+		res, err := r.put(ctx, inst, data, "h")
 		switch {
 		case ctx.Err() != nil: // stopped
 		case err != nil:
@@ -211,17 +182,13 @@ func (r *Redis) Register(ctx context.Context, inst Instance) error {
 const (
 	putUnchanged = 0 // refreshed only; nothing published
 	putAdded     = 1 // the member was not there (new, or Redis lost it)
-	putChanged   = 2 // its data changed or expired members were pruned
+	putChanged   = 2 // its data changed (Register only)
 )
 
-// put runs the register script once and returns its result (putUnchanged,
-// putAdded or putChanged).
-func (r *Redis) put(ctx context.Context, inst Instance, data []byte) (int64, error) {
-	instances, dataKey, channel := r.keys(inst.Service)
-	ctx, cancel := r.opCtx(ctx)
-	defer cancel()
-	n, err := r.register.Run(ctx, r.rdb, []string{instances, dataKey},
-		inst.Addr, data, r.opts.ttl.Milliseconds(), channel).Int64()
+// put runs the register script once in mode "r" (Register) or "h"
+// (heartbeat) and returns its result.
+func (r *Redis) put(ctx context.Context, inst Instance, data []byte, mode string) (int64, error) {
+	n, err := r.run(ctx, r.register, inst.Service, inst.Addr, data, mode).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("registry: register %s %s: %w", inst.Service, inst.Addr, err)
 	}
@@ -238,10 +205,7 @@ func (r *Redis) Deregister(ctx context.Context, inst Instance) error {
 	if r.closed() {
 		return ErrClosed
 	}
-	instances, dataKey, channel := r.keys(inst.Service)
-	ctx, cancel := r.opCtx(ctx)
-	defer cancel()
-	if err := r.deregister.Run(ctx, r.rdb, []string{instances, dataKey}, inst.Addr, channel).Err(); err != nil {
+	if err := r.run(ctx, r.deregister, inst.Service, inst.Addr).Err(); err != nil {
 		return fmt.Errorf("registry: deregister %s %s: %w", inst.Service, inst.Addr, err)
 	}
 	return nil
@@ -255,45 +219,104 @@ func (r *Redis) Lookup(ctx context.Context, service string) ([]Instance, error) 
 	if r.closed() {
 		return nil, ErrClosed
 	}
-	insts, _, err := r.list(ctx, service)
-	return insts, err
+	s, err := r.read(ctx, service)
+	return s.insts, err
 }
 
-// list runs the lookup script; untilExpiry is the time until the earliest live
-// instance expires on Redis's clock, or -1 when there is none.
-func (r *Redis) list(ctx context.Context, service string) (insts []Instance, untilExpiry time.Duration, err error) {
-	instances, dataKey, channel := r.keys(service)
-	ctx, cancel := r.opCtx(ctx)
-	defer cancel()
-	vals, err := r.lookup.Run(ctx, r.rdb, []string{instances, dataKey}, channel).Slice()
+// snapshot is a full read of one service.
+type snapshot struct {
+	insts   []Instance // sorted by Addr
+	version int64      // 0 when the service has no version (empty)
+	now     int64      // Redis's clock, ms
+	expiry  int64      // earliest expiry, ms on Redis's clock; -1 when empty
+}
+
+// read runs the lookup script: a full read of service.
+func (r *Redis) read(ctx context.Context, service string) (snapshot, error) {
+	vals, err := r.run(ctx, r.lookup, service).Slice()
 	if err != nil {
-		return nil, 0, fmt.Errorf("registry: lookup %s: %w", service, err)
+		return snapshot{}, fmt.Errorf("registry: lookup %s: %w", service, err)
 	}
-	if len(vals) == 0 || len(vals)%2 != 1 {
-		return nil, 0, fmt.Errorf("registry: lookup %s: unexpected reply of %d values", service, len(vals))
+	s, err := parseSnapshot(service, vals)
+	if err != nil {
+		return snapshot{}, fmt.Errorf("registry: lookup %s: %w", service, err)
 	}
-	ms, ok := vals[0].(int64)
-	if !ok {
-		return nil, 0, fmt.Errorf("registry: lookup %s: unexpected expiry %T", service, vals[0])
+	return s, nil
+}
+
+var errReply = errors.New("unexpected reply")
+
+// parseSnapshot decodes {version, now, {addr, score, ...}, {addr, data, ...}}.
+func parseSnapshot(service string, vals []any) (snapshot, error) {
+	if len(vals) != 4 {
+		return snapshot{}, fmt.Errorf("%w of %d values", errReply, len(vals))
 	}
-	untilExpiry = -1
-	if ms >= 0 {
-		untilExpiry = time.Duration(ms) * time.Millisecond
+	version, ok1 := vals[0].(int64)
+	now, ok2 := vals[1].(int64)
+	live, ok3 := vals[2].([]any)
+	data, ok4 := vals[3].([]any)
+	if !ok1 || !ok2 || !ok3 || !ok4 || len(live)%2 != 0 || len(data)%2 != 0 {
+		return snapshot{}, errReply
 	}
-	insts = make([]Instance, 0, (len(vals)-1)/2)
-	for i := 1; i < len(vals); i += 2 {
-		addr, _ := vals[i].(string)
-		data, _ := vals[i+1].(string)
-		var rec record
-		if data != "" {
-			if err := json.Unmarshal([]byte(data), &rec); err != nil {
-				return nil, 0, fmt.Errorf("registry: lookup %s: decode %s: %w", service, addr, err)
+	byAddr := make(map[string]string, len(data)/2)
+	for i := 0; i < len(data); i += 2 {
+		addr, _ := data[i].(string)
+		d, _ := data[i+1].(string)
+		byAddr[addr] = d
+	}
+	s := snapshot{version: version, now: now, expiry: -1, insts: make([]Instance, 0, len(live)/2)}
+	for i := 0; i < len(live); i += 2 {
+		addr, _ := live[i].(string)
+		if i == 0 {
+			score, err := parseScore(live[1])
+			if err != nil {
+				return snapshot{}, err
 			}
+			s.expiry = score
 		}
-		insts = append(insts, Instance{Service: service, Addr: addr, Weight: rec.Weight, Meta: rec.Meta}.clone())
+		inst, err := decodeRecord(service, addr, byAddr[addr])
+		if err != nil {
+			return snapshot{}, err
+		}
+		s.insts = append(s.insts, inst)
 	}
-	sortInstances(insts)
-	return insts, untilExpiry, nil
+	sortInstances(s.insts)
+	return s, nil
+}
+
+// parseScore reads a sorted-set score as returned inside a script reply
+// (a string, or a float under RESP3).
+func parseScore(v any) (int64, error) {
+	switch s := v.(type) {
+	case string:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%w: score %q", errReply, s)
+		}
+		return int64(f), nil
+	case int64:
+		return s, nil
+	case float64:
+		return int64(s), nil
+	}
+	return 0, fmt.Errorf("%w: score %T", errReply, v)
+}
+
+// tick is the answer of the check script.
+type tick struct {
+	version, now, expiry int64
+}
+
+// runCheck runs the check script: prune, and publish what it found.
+func (r *Redis) runCheck(ctx context.Context, service string) (tick, error) {
+	vals, err := r.run(ctx, r.check, service).Int64Slice()
+	if err != nil {
+		return tick{}, fmt.Errorf("registry: check %s: %w", service, err)
+	}
+	if len(vals) != 3 {
+		return tick{}, fmt.Errorf("registry: check %s: %w of %d values", service, errReply, len(vals))
+	}
+	return tick{version: vals[0], now: vals[1], expiry: vals[2]}, nil
 }
 
 // Close stops every heartbeat and watcher and waits for them. It does not
@@ -306,6 +329,7 @@ func (r *Redis) Close() error {
 	r.isClosed.Store(true)
 	r.beats.close()
 	r.watches.close()
+	r.hub.close()
 	return nil
 }
 
@@ -316,5 +340,5 @@ func (r *Redis) stopHeartbeat(service, addr string) bool {
 	return r.beats.stop(instanceKey{service, addr})
 }
 
-// errUnresponsive breaks a subscription whose PING went unanswered.
-var errUnresponsive = errors.New("registry: subscription unresponsive")
+// toDuration converts ms to a Duration.
+func toDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }

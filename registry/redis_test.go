@@ -73,13 +73,15 @@ func TestRedisKeys(t *testing.T) {
 	if got, err := srv.Do("HGET", "{seedrpc:Calc}:data", "h:1"); err != nil || got != `{"w":3,"m":{"a":"2","z":"1"}}` {
 		t.Errorf("HGET {seedrpc:Calc}:data h:1 = %q, %v, want sorted JSON", got, err)
 	}
-	if got, err := srv.Do("PTTL", "{seedrpc:Calc}:instances"); err != nil || got == "-1" {
-		t.Errorf("PTTL {seedrpc:Calc}:instances = %q, %v, want an expiry", got, err)
+	for _, key := range []string{"{seedrpc:Calc}:instances", "{seedrpc:Calc}:data", "{seedrpc:Calc}:version"} {
+		if got, err := srv.Do("PTTL", key); err != nil || got == "-1" || got == "-2" {
+			t.Errorf("PTTL %s = %q, %v, want an expiry", key, got, err)
+		}
 	}
 	if err := reg.Deregister(ctx, Instance{Service: "Calc", Addr: "h:1"}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := srv.Do("EXISTS", "{seedrpc:Calc}:instances", "{seedrpc:Calc}:data"); err != nil || got != "0" {
+	if got, err := srv.Do("EXISTS", "{seedrpc:Calc}:instances", "{seedrpc:Calc}:data", "{seedrpc:Calc}:version"); err != nil || got != "0" {
 		t.Errorf("EXISTS after last Deregister = %q, %v, want 0", got, err)
 	}
 }
@@ -91,7 +93,7 @@ func TestRedisHeartbeatPublishesOnlyChanges(t *testing.T) {
 	rdb := newClient(t, redistest.Start(t).Addr())
 	reg := newRedisReg(t, rdb, WithHeartbeat(20*time.Millisecond))
 	ctx := testCtx(t)
-	_, _, channel := reg.keys("Calc")
+	channel := reg.keys("Calc").channel
 	ps := rdb.Subscribe(ctx, channel)
 	defer ps.Close()
 	if _, err := ps.ReceiveTimeout(ctx, time.Second); err != nil {
@@ -320,7 +322,7 @@ func TestRedisServerClockNeverSent(t *testing.T) {
 	if err := reg.Register(ctx, Instance{Service: "Calc", Addr: "h:1"}); err != nil {
 		t.Fatal(err)
 	}
-	instances, _, _ := reg.keys("Calc")
+	instances := reg.keys("Calc").instances
 	score, err := rdb.ZScore(ctx, instances, "h:1").Result()
 	if err != nil {
 		t.Fatal(err)

@@ -2,25 +2,31 @@ package registry
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
-	"net"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
-// Watch subscribes to service's change channel, then reads the full list and
-// sends it at once. A goroutine owned by the registry then re-reads and sends
-// the list:
+// Watch subscribes to service's channel on the registry's shared pub/sub
+// connection, then reads the full list and sends it at once. A goroutine
+// owned by the registry then keeps the list current and sends it after every
+// change:
 //
-//   - on every change message;
-//   - after every subscription break (an error, a killed connection, an
-//     unanswered PING): it re-subscribes with jittered backoff and then reads
-//     the full list, so a watcher never goes silently stale;
-//   - periodically (WithResync), and when the earliest known instance is due
-//     to expire: expiries publish nothing by themselves, so a dead server
-//     leaves the list moments after its TTL runs out.
+//   - a change message is applied as it stands (no read) when its version
+//     follows the one the watcher holds; a message already seen is ignored
+//     and a gap in versions makes the watcher read the service in full;
+//   - after the subscription breaks (an error, a killed connection, an
+//     unanswered PING) the registry re-subscribes with jittered backoff and
+//     the watcher reads the full list once its channel is confirmed again, so
+//     a watcher never goes silently stale;
+//   - when the earliest instance it knows of is due to expire, the watcher
+//     (the first of the service's watchers to get there; the others hear its
+//     answer) asks Redis to prune and announce what it found;
+//   - every WithResync it reads the full list anyway.
 //
 // Only lists that differ from the last one sent are sent. While Redis is
 // unreachable nothing is sent: the reader keeps its last list. The channel is
@@ -36,174 +42,369 @@ func (r *Redis) Watch(ctx context.Context, service string) (<-chan []Instance, e
 	if err != nil {
 		return nil, err
 	}
-	ps, err := r.subscribe(wctx, service)
+	w := &redisWatch{
+		r:       r,
+		service: service,
+		channel: r.keys(service).channel,
+		out:     make(chan []Instance, 1),
+		wake:    make(chan struct{}, 1),
+	}
+	fail := func(err error) (<-chan []Instance, error) {
+		r.hub.detach(w)
+		release()
+		return nil, err
+	}
+	ready, err := r.hub.attach(wctx, w)
 	if err != nil {
 		release()
 		return nil, err
 	}
-	insts, untilExpiry, err := r.list(wctx, service)
-	if err != nil {
-		_ = ps.Close()
-		release()
-		return nil, err
+	timer := time.NewTimer(r.opts.opTimeout)
+	select {
+	case <-ready:
+		timer.Stop()
+	case <-wctx.Done():
+		timer.Stop()
+		return fail(wctx.Err())
+	case <-timer.C:
+		return fail(fmt.Errorf("registry: subscribe %s: %w", w.channel, context.DeadlineExceeded))
 	}
-	out := make(chan []Instance, 1)
-	out <- insts
-	w := &redisWatch{r: r, service: service, out: out, last: cloneInstances(insts), untilExpiry: untilExpiry}
+	// The read below covers every re-subscription so far.
+	w.mu.Lock()
+	w.sub = subOK
+	w.mu.Unlock()
+	s, err := r.read(wctx, service)
+	if err != nil {
+		return fail(err)
+	}
+	w.install(s, time.Now())
+	w.dirty = false
+	w.out <- cloneInstances(w.insts)
 	go func() {
 		defer release()
-		defer close(out)
-		w.run(wctx, ps)
+		defer close(w.out)
+		defer r.hub.detach(w)
+		w.run(wctx)
 	}()
-	return out, nil
+	return w.out, nil
 }
 
-// subscribe opens a subscription to service's channel and waits (bounded)
-// for Redis to confirm it.
-func (r *Redis) subscribe(ctx context.Context, service string) (*redis.PubSub, error) {
-	_, _, channel := r.keys(service)
-	octx, cancel := r.opCtx(ctx)
-	defer cancel()
-	ps := r.rdb.Subscribe(octx, channel)
-	msg, err := ps.ReceiveTimeout(octx, r.opts.opTimeout)
-	if err == nil {
-		if _, ok := msg.(*redis.Subscription); !ok {
-			err = errors.New("registry: unexpected first pubsub message")
-		}
-	}
-	if err != nil {
-		_ = ps.Close()
-		return nil, fmt.Errorf("registry: subscribe %s: %w", channel, err)
-	}
-	return ps, nil
+// subState is what a watch knows of its channel's subscription.
+type subState int
+
+const (
+	subOK   subState = iota // confirmed, and the list was read since
+	subDown                 // the connection broke; messages may be lost
+	subUp                   // confirmed again; a full read is due
+)
+
+// inbound is one message received on the watch's channel.
+type inbound struct {
+	payload string
+	at      time.Time // local receive time
 }
 
-// redisWatch is the state of one watcher goroutine.
+// maxInbox bounds the messages a watch buffers; beyond it they are dropped
+// and the service is read in full instead.
+const maxInbox = 1024
+
+// redisWatch is one Watch: the hub feeds its inbox, its goroutine keeps its
+// list.
 type redisWatch struct {
-	r           *Redis
-	service     string
-	out         chan []Instance
-	last        []Instance    // the last list sent
-	untilExpiry time.Duration // from the last read; -1 when nothing is due
-	lastRead    time.Time     // when untilExpiry was measured
+	r                *Redis
+	service, channel string
+	out              chan []Instance
+	wake             chan struct{} // capacity 1: the inbox has news
+
+	mu       sync.Mutex // guards inbox, overflow, sub
+	inbox    []inbound
+	overflow bool
+	sub      subState
+
+	// Owned by the goroutine (by Watch before it starts).
+	insts   []Instance // the current list, sorted by Addr
+	version int64      // the version insts reflect; 0 for none (empty)
+	at      int64      // Redis's clock (ms) when insts was last confirmed
+	checkAt time.Time  // when to run the expiry check; zero for never
+	quiet   time.Time  // no expiry check before then (one ran lately)
+	dirty   bool       // insts changed since the last list sent
 }
 
-// run follows subscriptions until ctx is done, re-subscribing and resyncing
-// after each break. It owns ps.
-func (w *redisWatch) run(ctx context.Context, ps *redis.PubSub) {
-	log := w.r.opts.logger.With("service", w.service)
-	w.lastRead = time.Now()
-	bo := backoff{min: 50 * time.Millisecond, max: min(w.r.opts.resync, 5*time.Second)}
+// deliver queues a message; it is called by the hub under its lock.
+func (w *redisWatch) deliver(payload string, at time.Time) {
+	w.mu.Lock()
+	if len(w.inbox) < maxInbox {
+		w.inbox = append(w.inbox, inbound{payload: payload, at: at})
+	} else {
+		w.inbox, w.overflow = nil, true
+	}
+	w.mu.Unlock()
+	w.poke()
+}
+
+// notify records a subscription change; it is called by the hub under its
+// lock.
+func (w *redisWatch) notify(st subState) {
+	w.mu.Lock()
+	w.sub = st
+	w.mu.Unlock()
+	w.poke()
+}
+
+func (w *redisWatch) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take empties the inbox. A subUp state becomes subOK: the caller reads.
+func (w *redisWatch) take() (msgs []inbound, overflow bool, st subState) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	msgs, overflow, st = w.inbox, w.overflow, w.sub
+	w.inbox, w.overflow = nil, false
+	if st == subUp {
+		w.sub = subOK
+	}
+	return msgs, overflow, st
+}
+
+// run keeps the list current until ctx is done.
+func (w *redisWatch) run(ctx context.Context) {
+	o := w.r.opts
+	log := o.logger.With("service", w.service)
+	// Retries of failed reads and checks back off from a quarter second: a
+	// Redis too slow to answer must not be answered with more requests.
+	bo := backoff{min: 250 * time.Millisecond, max: min(o.resync, 5*time.Second)}
+	nextResync := time.Now().Add(jitter(o.resync))
+	needRead := false
+	var retryAt time.Time // a failed read or check waits until then
+	down := false
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
-		if ps != nil {
-			err := w.follow(ctx, ps)
-			ps = nil
-			if ctx.Err() != nil {
-				return
+		if !down { // while down, only the hub's news wakes us
+			due := nextResync
+			switch {
+			case needRead:
+				due = laterOf(time.Now(), retryAt)
+			case !w.checkAt.IsZero() && w.checkAt.Before(due):
+				due = laterOf(w.checkAt, retryAt)
 			}
-			log.Warn("registry: watch subscription broken; re-subscribing", "err", err)
+			timer.Reset(max(time.Until(due), 0))
 		}
-		if !sleepCtx(ctx, bo.next()) {
+		select {
+		case <-ctx.Done():
 			return
+		case <-w.wake:
+		case <-timer.C:
 		}
-		var err error
-		ps, err = w.r.subscribe(ctx, w.service)
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Warn("registry: watch re-subscribe failed", "err", err)
+		timer.Stop()
+
+		msgs, overflow, st := w.take()
+		down = st == subDown
+		for _, m := range msgs {
+			if reason := w.handle(m); reason != "" && !needRead {
+				log.Debug("registry: watch reads the service in full", "reason", reason)
+				needRead = true
 			}
-			continue
 		}
-		if err := w.resync(ctx); err != nil {
-			if ctx.Err() == nil {
-				log.Warn("registry: watch resync failed", "err", err)
+		if overflow || st == subUp {
+			reason := "re-subscribed"
+			if overflow {
+				reason = "inbox overflow"
 			}
-			_ = ps.Close()
-			ps = nil
-			continue
+			if !needRead {
+				log.Debug("registry: watch reads the service in full", "reason", reason)
+			}
+			needRead = true
+			retryAt = time.Time{}
 		}
-		bo.reset()
-		log.Info("registry: watch re-subscribed")
+		now := time.Now()
+		switch {
+		case down || now.Before(retryAt):
+		case needRead || !now.Before(nextResync):
+			if err := w.resync(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				log.Warn("registry: watch read failed", "err", err)
+				needRead, retryAt = true, now.Add(bo.next())
+				break
+			}
+			needRead, retryAt = false, time.Time{}
+			bo.reset()
+			nextResync = time.Now().Add(jitter(o.resync))
+		case !w.checkAt.IsZero() && !now.Before(w.checkAt):
+			if err := w.check(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				log.Warn("registry: watch expiry check failed", "err", err)
+				retryAt = now.Add(bo.next())
+				break
+			}
+			bo.reset()
+		}
+		w.emit()
 	}
 }
 
-// follow reads ps until it breaks (the error is returned) or ctx is done
-// (nil). It closes ps before returning.
-func (w *redisWatch) follow(ctx context.Context, ps *redis.PubSub) error {
-	// Closing ps is the only way to interrupt a blocked receive.
-	closed := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		_ = ps.Close()
-		close(closed)
-	})
-	defer func() {
-		if stop() {
-			_ = ps.Close()
-		} else {
-			<-closed
-		}
-	}()
+// laterOf returns the later of a and b (a zero time is the earliest).
+func laterOf(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return b
+	}
+	return a
+}
 
-	log := w.r.opts.logger.With("service", w.service)
-	resync := w.r.opts.resync
-	nextResync := time.Now().Add(resync)
-	var pingSent time.Time // zero when no PING is outstanding
-	for {
-		wait := time.Until(nextResync)
-		if w.untilExpiry >= 0 {
-			wait = min(wait, time.Until(w.lastRead.Add(w.untilExpiry+expiryWake)))
-		}
-		msg, err := ps.ReceiveTimeout(ctx, max(wait, time.Millisecond))
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				return err
-			}
-			// Nothing arrived: a resync or an expiry is due.
-			if !time.Now().Before(nextResync) {
-				nextResync = time.Now().Add(resync)
-				if !pingSent.IsZero() && time.Since(pingSent) > w.r.opts.opTimeout {
-					return errUnresponsive
-				}
-				if pingSent.IsZero() {
-					if err := ps.Ping(ctx); err != nil {
-						return err
-					}
-					pingSent = time.Now()
-				}
-			}
-			if err := w.resync(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("registry: watch resync failed", "err", err)
-			}
-			continue
-		}
-		switch msg.(type) {
-		case *redis.Pong:
-			pingSent = time.Time{}
-		case *redis.Message:
-			pingSent = time.Time{}
-			if err := w.resync(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("registry: watch resync failed", "err", err)
-			}
-		}
+// jitter spreads d over [d/2, d], so watchers started together do not read
+// together.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+// emit sends the list when it changed since the last one sent.
+func (w *redisWatch) emit() {
+	if w.dirty {
+		w.dirty = false
+		offer(w.out, cloneInstances(w.insts))
 	}
 }
 
-// resync reads the full list and sends it when it changed.
+// resync reads the service in full.
 func (w *redisWatch) resync(ctx context.Context) error {
-	insts, untilExpiry, err := w.r.list(ctx, w.service)
+	s, err := w.r.read(ctx, w.service)
 	if err != nil {
-		// Keep waking on the periodic schedule only: no expiry known.
-		w.untilExpiry = -1
 		return err
 	}
-	w.untilExpiry, w.lastRead = untilExpiry, time.Now()
-	if !equalInstances(insts, w.last) {
-		w.last = cloneInstances(insts)
-		offer(w.out, insts)
-	}
+	w.install(s, time.Now())
 	return nil
+}
+
+// install replaces the state with a full read received at recv.
+func (w *redisWatch) install(s snapshot, recv time.Time) {
+	if !equalInstances(w.insts, s.insts) {
+		w.dirty = true
+	}
+	w.insts, w.version, w.at = s.insts, s.version, s.now
+	w.setExpiry(s.now, s.expiry, recv)
+}
+
+// check runs the expiry check: Redis prunes and announces (to every watcher
+// of the service, this one included) the version and earliest expiry.
+func (w *redisWatch) check(ctx context.Context) error {
+	tk, err := w.r.runCheck(ctx, w.service)
+	if err != nil {
+		return err
+	}
+	if tk.version == w.version {
+		w.at = max(w.at, tk.now)
+	}
+	// A newer version is on its way as a message (this check's own prune,
+	// or a change it raced); a gap shows when the tick arrives.
+	now := time.Now()
+	w.quiet = now.Add(w.checkGap())
+	w.setExpiry(tk.now, tk.expiry, now)
+	return nil
+}
+
+// checkGap is the least time between two expiry checks of one service by
+// one watcher, counted from the last check any watcher announced: when
+// heartbeats are late and many members near their expiry, checks must not
+// chase them one by one. TTL/10 (1s by default).
+func (w *redisWatch) checkGap() time.Duration { return w.r.opts.ttl / 10 }
+
+// setExpiry schedules the expiry check for the earliest expiry (Redis ms,
+// -1 for none) seen at Redis time now, received locally at recv. Each
+// watcher adds its own random delay of up to TTL/20 (at most 500ms): the
+// first to check announces the answer and the others, hearing it, move on.
+func (w *redisWatch) setExpiry(now, expiry int64, recv time.Time) {
+	if expiry < 0 {
+		w.checkAt = time.Time{}
+		return
+	}
+	spread := min(w.r.opts.ttl/20, 500*time.Millisecond)
+	w.checkAt = laterOf(recv.Add(toDuration(expiry-now)+expiryWake+rand.N(spread+1)), w.quiet)
+}
+
+// wireMsg is a change message (see redis_scripts.go).
+type wireMsg struct {
+	V int64               `json:"v"`
+	T int64               `json:"t"`
+	X int64               `json:"x"`
+	C [][]json.RawMessage `json:"c"`
+}
+
+// handle applies one message. When the service must be read in full (a
+// gap, or a message it cannot use) it says why; otherwise it returns "".
+func (w *redisWatch) handle(m inbound) (readReason string) {
+	var msg wireMsg
+	if err := json.Unmarshal([]byte(m.payload), &msg); err != nil || msg.V < 0 {
+		return "foreign message" // an older registry's
+	}
+	switch {
+	case msg.V < w.version || (msg.V == w.version && msg.C != nil):
+		// Seen already, unless it is newer than what we hold: then the
+		// version counter restarted (the service emptied and came back).
+		if msg.T > w.at {
+			return "version restarted"
+		}
+		return ""
+	case msg.V == w.version: // a tick confirming our version
+		w.at = max(w.at, msg.T)
+		w.quiet = m.at.Add(w.checkGap())
+		w.setExpiry(msg.T, msg.X, m.at)
+		return ""
+	case msg.C == nil || w.version == 0 || msg.V != w.version+1:
+		return "version gap" // missed at least one change
+	}
+	for _, c := range msg.C {
+		if err := w.apply(c); err != nil {
+			w.r.opts.logger.Warn("registry: bad change message", "service", w.service, "err", err)
+			return "bad change"
+		}
+	}
+	w.version, w.at = msg.V, msg.T
+	w.quiet = m.at.Add(w.checkGap())
+	w.setExpiry(msg.T, msg.X, m.at)
+	return ""
+}
+
+// apply applies one change: ["+"|"~", addr, expiry, data] or ["-", addr].
+func (w *redisWatch) apply(c []json.RawMessage) error {
+	var op, addr string
+	if len(c) < 2 || json.Unmarshal(c[0], &op) != nil || json.Unmarshal(c[1], &addr) != nil {
+		return fmt.Errorf("%w: change %s", errReply, c)
+	}
+	i, found := slices.BinarySearchFunc(w.insts, addr, func(in Instance, a string) int { return strings.Compare(in.Addr, a) })
+	switch op {
+	case "-":
+		if found {
+			w.insts = slices.Delete(w.insts, i, i+1)
+			w.dirty = true
+		}
+		return nil
+	case "+", "~":
+		var data string
+		if len(c) < 4 || json.Unmarshal(c[3], &data) != nil {
+			return fmt.Errorf("%w: change %s", errReply, c)
+		}
+		inst, err := decodeRecord(w.service, addr, data)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !found:
+			w.insts = slices.Insert(w.insts, i, inst)
+		case equalInstances(w.insts[i:i+1], []Instance{inst}):
+			return nil // re-announced unchanged (Redis had lost it)
+		default:
+			w.insts[i] = inst
+		}
+		w.dirty = true
+		return nil
+	}
+	return fmt.Errorf("%w: change op %q", errReply, op)
 }

@@ -395,11 +395,11 @@ func TestOptions(t *testing.T) {
 		give []Option
 		want options
 	}{
-		{"defaults", nil, options{ttl: 10 * time.Second, heartbeat: 10 * time.Second / 3, resync: 5 * time.Second, opTimeout: 2 * time.Second, prefix: "seedrpc"}},
-		{"long TTL caps resync", []Option{WithTTL(2 * time.Minute)}, options{ttl: 2 * time.Minute, heartbeat: 40 * time.Second, resync: 30 * time.Second, opTimeout: 2 * time.Second, prefix: "seedrpc"}},
-		{"heartbeat not below TTL", []Option{WithTTL(time.Second), WithHeartbeat(time.Second)}, options{ttl: time.Second, heartbeat: time.Second / 3, resync: time.Second / 2, opTimeout: 2 * time.Second, prefix: "seedrpc"}},
-		{"explicit", []Option{WithTTL(time.Second), WithHeartbeat(100 * time.Millisecond), WithResync(time.Minute), WithOpTimeout(time.Millisecond), WithPrefix("p"), WithLogger(nil)},
-			options{ttl: time.Second, heartbeat: 100 * time.Millisecond, resync: time.Minute, opTimeout: time.Millisecond, prefix: "p"}},
+		{"defaults", nil, options{ttl: 10 * time.Second, heartbeat: 10 * time.Second / 3, resync: 5 * time.Minute, ping: 15 * time.Second, opTimeout: 2 * time.Second, prefix: "seedrpc"}},
+		{"long TTL", []Option{WithTTL(2 * time.Minute)}, options{ttl: 2 * time.Minute, heartbeat: 40 * time.Second, resync: 5 * time.Minute, ping: 15 * time.Second, opTimeout: 2 * time.Second, prefix: "seedrpc"}},
+		{"heartbeat not below TTL", []Option{WithTTL(time.Second), WithHeartbeat(time.Second)}, options{ttl: time.Second, heartbeat: time.Second / 3, resync: 5 * time.Minute, ping: 15 * time.Second, opTimeout: 2 * time.Second, prefix: "seedrpc"}},
+		{"explicit", []Option{WithTTL(time.Second), WithHeartbeat(100 * time.Millisecond), WithResync(5 * time.Second), WithOpTimeout(time.Millisecond), WithPrefix("p"), WithLogger(nil)},
+			options{ttl: time.Second, heartbeat: 100 * time.Millisecond, resync: 5 * time.Second, ping: 5 * time.Second, opTimeout: time.Millisecond, prefix: "p"}},
 	}
 	for _, tt := range tests {
 		got := newOptions(tt.give)

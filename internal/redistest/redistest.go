@@ -10,15 +10,24 @@
 //	cl := redistest.StartCluster(t, 3) // a 3-master Redis Cluster on loopback
 //	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs()})
 //
+//	sn := redistest.StartSentinel(t, 1, 3) // master + 1 replica + 3 sentinels
+//	rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: sn.MasterName(), SentinelAddrs: sn.Addrs()})
+//	sn.Master().Kill()                     // and the sentinels promote the replica
+//
+//	srv := redistest.StartTLS(t)           // TLS only, self-signed certificate
+//	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), TLSConfig: srv.TLSConfig()})
+//
 // Servers run with persistence off (--save "" --appendonly no) in their own
 // temporary directory and are stopped by t.Cleanup. When redis-server (or
-// redis-cli, for clusters) is not on PATH the test is skipped, unless the
-// environment variable CI is non-empty, in which case it fails.
+// redis-cli, for clusters, or redis-sentinel) is not on PATH the test is
+// skipped, unless the environment variable CI is non-empty, in which case it
+// fails.
 package redistest
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -49,7 +58,10 @@ type Server struct {
 	t     testing.TB
 	dir   string
 	port  int
-	extra []string // extra redis-server arguments (cluster mode)
+	bin   string      // "redis-server" or "redis-sentinel"
+	pre   []string    // arguments before the common ones (a config file)
+	extra []string    // extra arguments (cluster mode, replication, TLS files)
+	tls   *tls.Config // client configuration when the server speaks TLS only
 
 	mu   sync.Mutex // guards proc
 	proc *process   // nil while killed
@@ -66,12 +78,26 @@ type process struct {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	requireBinaries(t, "redis-server")
-	return start(t, t.TempDir(), nil, false)
+	return start(t, &Server{dir: t.TempDir()}, false)
 }
 
-func start(t testing.TB, dir string, extra []string, busPort bool) *Server {
+// start fills in s (t, binary) and starts it on a free port, or fails the
+// test.
+func start(t testing.TB, s *Server, busPort bool) *Server {
 	t.Helper()
-	s := &Server{t: t, dir: dir, extra: extra}
+	if err := tryStart(t, s, busPort); err != nil {
+		t.Fatalf("redistest: start %s: %v", s.bin, err)
+	}
+	return s
+}
+
+// tryStart fills in s and starts it on a free port; the process is killed
+// when the test ends.
+func tryStart(t testing.TB, s *Server, busPort bool) error {
+	s.t = t
+	if s.bin == "" {
+		s.bin = "redis-server"
+	}
 	var err error
 	for range startAttempts {
 		var port int
@@ -82,11 +108,10 @@ func start(t testing.TB, dir string, extra []string, busPort bool) *Server {
 		if err = s.start(port); err == nil {
 			s.port = port
 			t.Cleanup(s.Kill)
-			return s
+			return nil
 		}
 	}
-	t.Fatalf("redistest: start redis-server: %v", err)
-	return nil
+	return err
 }
 
 // Addr returns the server's "127.0.0.1:port".
@@ -144,24 +169,40 @@ func (s *Server) signal(sig os.Signal) {
 // Do sends one command and returns its reply as a string (simple string,
 // integer or bulk string; nil bulk is ""). A Redis error reply is returned as
 // an error. It is bounded by a short timeout.
+//
+// An array reply is returned as its elements, flattened, one per line.
 func (s *Server) Do(args ...string) (string, error) {
-	return do(s.Addr(), 2*time.Second, args...)
+	return do(s.Addr(), s.tls, 2*time.Second, args...)
+}
+
+// TLSConfig returns a client configuration that trusts the server's
+// certificate (StartTLS), or nil for a plaintext server.
+func (s *Server) TLSConfig() *tls.Config {
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.Clone()
 }
 
 func (s *Server) start(port int) error {
-	args := []string{
-		"--port", strconv.Itoa(port),
+	args := append([]string(nil), s.pre...)
+	if s.tls != nil {
+		args = append(args, "--port", "0", "--tls-port", strconv.Itoa(port))
+	} else {
+		args = append(args, "--port", strconv.Itoa(port))
+	}
+	args = append(args,
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", s.dir,
 		"--logfile", filepath.Join(s.dir, "redis.log"),
 		"--daemonize", "no",
-	}
+	)
 	args = append(args, s.extra...)
-	cmd := exec.Command("redis-server", args...)
+	cmd := exec.Command(s.bin, args...)
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("exec redis-server: %w", err)
+		return fmt.Errorf("exec %s: %w", s.bin, err)
 	}
 	p := &process{cmd: cmd, done: make(chan struct{})}
 	go func() {
@@ -171,19 +212,19 @@ func (s *Server) start(port int) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(readyTimeout)
 	for {
-		reply, err := do(addr, 200*time.Millisecond, "PING")
+		reply, err := do(addr, s.tls, 200*time.Millisecond, "PING")
 		if err == nil && reply == "PONG" {
 			break
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("redis-server on port %d exited: %s", port, s.logTail())
+			return fmt.Errorf("%s on port %d exited: %s", s.bin, port, s.logTail())
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			<-p.done
-			return fmt.Errorf("redis-server on port %d not answering PING after %v: %v", port, readyTimeout, err)
+			return fmt.Errorf("%s on port %d not answering PING after %v: %v", s.bin, port, readyTimeout, err)
 		}
 	}
 	s.mu.Lock()
@@ -228,7 +269,7 @@ func StartCluster(t testing.TB, masters int) *Cluster {
 			"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
 			"--cluster-node-timeout", "5000",
 		}
-		c.nodes = append(c.nodes, start(t, dir, extra, true))
+		c.nodes = append(c.nodes, start(t, &Server{dir: dir, extra: extra}, true))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
@@ -303,9 +344,17 @@ func freePort(bus bool) (int, error) {
 	return 0, errors.New("no free port pair")
 }
 
-// do sends one RESP command to addr and reads one reply.
-func do(addr string, timeout time.Duration, args ...string) (string, error) {
-	conn, err := net.DialTimeout("tcp", addr, timeout)
+// do sends one RESP command to addr (over TLS when tc is set) and reads one
+// reply.
+func do(addr string, tc *tls.Config, timeout time.Duration, args ...string) (string, error) {
+	var conn net.Conn
+	var err error
+	d := &net.Dialer{Timeout: timeout}
+	if tc != nil {
+		conn, err = tls.DialWithDialer(d, "tcp", addr, tc)
+	} else {
+		conn, err = d.Dial("tcp", addr)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -319,7 +368,11 @@ func do(addr string, timeout time.Duration, args ...string) (string, error) {
 	if _, err := io.WriteString(conn, b.String()); err != nil {
 		return "", err
 	}
-	rd := bufio.NewReader(conn)
+	return readReply(bufio.NewReader(conn))
+}
+
+// readReply reads one RESP2 reply; arrays are flattened one element a line.
+func readReply(rd *bufio.Reader) (string, error) {
 	line, err := rd.ReadString('\n')
 	if err != nil {
 		return "", err
@@ -346,6 +399,20 @@ func do(addr string, timeout time.Duration, args ...string) (string, error) {
 			return "", err
 		}
 		return string(buf[:n]), nil
+	case '*':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil {
+			return "", fmt.Errorf("redistest: bad array length %q", line)
+		}
+		elems := make([]string, 0, max(n, 0))
+		for range n {
+			e, err := readReply(rd)
+			if err != nil {
+				return "", err
+			}
+			elems = append(elems, e)
+		}
+		return strings.Join(elems, "\n"), nil
 	default:
 		return "", fmt.Errorf("redistest: unsupported reply %q", line)
 	}

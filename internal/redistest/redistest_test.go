@@ -28,7 +28,7 @@ func TestStartKillRestart(t *testing.T) {
 func TestFreezeThaw(t *testing.T) {
 	s := Start(t)
 	s.Freeze()
-	if _, err := do(s.Addr(), 100*time.Millisecond, "PING"); err == nil {
+	if _, err := do(s.Addr(), nil, 100*time.Millisecond, "PING"); err == nil {
 		t.Fatal("PING on a frozen server succeeded, want timeout")
 	}
 	s.Thaw()
@@ -47,5 +47,37 @@ func TestStartCluster(t *testing.T) {
 		if err != nil || !strings.Contains(info, "cluster_state:ok") {
 			t.Errorf("CLUSTER INFO on %s = %q, %v, want cluster_state:ok", n.Addr(), info, err)
 		}
+	}
+}
+
+func TestStartTLS(t *testing.T) {
+	s := StartTLS(t)
+	if got, err := s.Do("PING"); err != nil || got != "PONG" {
+		t.Fatalf("PING over TLS = %q, %v, want PONG", got, err)
+	}
+	if _, err := do(s.Addr(), nil, 500*time.Millisecond, "PING"); err == nil {
+		t.Fatal("plaintext PING on the TLS port succeeded, want error")
+	}
+}
+
+func TestStartSentinel(t *testing.T) {
+	sn := StartSentinel(t, 1, 3)
+	old := sn.Master()
+	if old != sn.Servers()[0] {
+		t.Fatalf("Master() = %s, want the first server %s", old.Addr(), sn.Servers()[0].Addr())
+	}
+	if got, err := old.Do("SET", "k", "v"); err != nil || got != "OK" {
+		t.Fatalf("SET on master = %q, %v", got, err)
+	}
+	if got, err := old.Do("WAIT", "1", "2000"); err != nil || got != "1" {
+		t.Fatalf("WAIT 1 2000 = %q, %v, want 1 replica acknowledged", got, err)
+	}
+	old.Kill()
+	m := sn.WaitFailover(old)
+	if m == old {
+		t.Fatal("WaitFailover returned the killed master")
+	}
+	if got, err := m.Do("GET", "k"); err != nil || got != "v" {
+		t.Errorf("GET k on the promoted replica = %q, %v, want v (replicated before the failover)", got, err)
 	}
 }
