@@ -15,9 +15,11 @@ type ClientStats struct {
 	Instances map[string]int
 	// Synced is, per service the client has looked up, when the registry
 	// last gave it the service's instance list: the first lookup, then
-	// every list its watch delivered. A watch delivers a list when it
-	// changes and after the registry's watch reconnects, so in a quiet
-	// fleet this ages; a service whose first lookup failed has none.
+	// every list its watch delivered. A watch delivers a list when the
+	// membership changes (and in full when the client starts watching
+	// again), so in a quiet fleet this ages: it tells how old the client's
+	// view is, not whether the registry is reachable. A service whose
+	// first lookup failed has none.
 	Synced map[string]time.Time
 }
 

@@ -15,8 +15,9 @@ import (
 //	seedrpc_client_registry_sync_age_seconds{service}  seconds since the registry last gave the service's list
 //
 // The sync age grows between membership changes: the registry's watch
-// sends a list when it changes and after it reconnects (see
-// rpc.ClientStats.Synced). A service whose first lookup failed has no age.
+// sends a list when the membership changes (see rpc.ClientStats.Synced), so
+// it tells how old the client's view is. A service whose first lookup
+// failed has no age.
 type ClientStatsCollector struct {
 	cli *rpc.Client
 	now func() time.Time
