@@ -12,7 +12,12 @@ import (
 const codeOK = "OK"
 
 // serverCode names the outcome of a server call (see the package doc).
-func serverCode(err error) string { return middleware.Status(err) }
+func serverCode(err error) string {
+	if err == nil {
+		return codeOK // without Status's allocation
+	}
+	return middleware.Status(err)
+}
 
 // clientCode names the outcome of a client call: the server's verdict as
 // on the server side, or what kept the call from getting one.
