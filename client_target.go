@@ -37,6 +37,8 @@ type target struct {
 	// emptySince is when the registry began to list no instance while we
 	// knew some; zero otherwise.
 	emptySince time.Time
+	// synced is when the registry last gave us a list (ClientStats.Synced).
+	synced time.Time
 }
 
 // addrHealth is the outlier-ejection state of one address.
@@ -168,6 +170,7 @@ func (t *target) update(insts []registry.Instance) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.c.now()
+	t.synced = now
 	if len(filtered) == 0 && len(t.instances) > 0 && !t.allDraining(now) {
 		// A registry that lost its data (Redis restarted empty) reports no
 		// instances until the servers' next heartbeats. Keep routing to the
