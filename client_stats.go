@@ -13,14 +13,20 @@ type ClientStats struct {
 	// the number of instances it routes to (the registry's latest list,
 	// or the last known one while the registry briefly lists none).
 	Instances map[string]int
-	// Synced is, per service the client has looked up, when the registry
-	// last gave it the service's instance list: the first lookup, then
-	// every list its watch delivered. A watch delivers a list when the
-	// membership changes (and in full when the client starts watching
-	// again), so in a quiet fleet this ages: it tells how old the client's
-	// view is, not whether the registry is reachable. A service whose
-	// first lookup failed has none.
+	// Synced is, per service the client has looked up, when its view of
+	// the service was last known current: the registry's last successful
+	// sync of the service when the registry reports it (registry.Redis's
+	// LastSync: a full read, or a change or expiry-check message applied),
+	// else when the registry last gave the client the service's list. It
+	// ages while the registry is unreachable. A service whose first lookup
+	// failed has none.
 	Synced map[string]time.Time
+}
+
+// lastSyncer is a registry that tells when it last synced a service with
+// its store (registry.Redis).
+type lastSyncer interface {
+	LastSync(service string) time.Time
 }
 
 // Stats returns a snapshot of the client's pools and discovery. It takes
@@ -40,10 +46,16 @@ func (c *Client) Stats() ClientStats {
 		if snap := t.snap.Load(); snap != nil {
 			s.Instances[k.(string)] = snap.total
 		}
-		if !t.synced.IsZero() {
-			s.Synced[k.(string)] = t.synced
-		}
+		synced := t.synced
 		t.mu.Unlock()
+		if ls, ok := c.opts.registry.(lastSyncer); ok && !synced.IsZero() {
+			if at := ls.LastSync(k.(string)); at.After(synced) {
+				synced = at
+			}
+		}
+		if !synced.IsZero() {
+			s.Synced[k.(string)] = synced
+		}
 		return true
 	})
 	return s

@@ -69,6 +69,7 @@ type Redis struct {
 	beats   heartbeats
 	watches watchers
 	hub     *hub
+	syncs   syncTimes
 	// isClosed is set by Close; it makes the public methods return ErrClosed.
 	isClosed atomic.Bool
 

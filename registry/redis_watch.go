@@ -77,7 +77,9 @@ func (r *Redis) Watch(ctx context.Context, service string) (<-chan []Instance, e
 	if err != nil {
 		return fail(err)
 	}
-	w.install(s, time.Now())
+	now := time.Now()
+	w.install(s, now)
+	r.syncs.mark(service, now)
 	w.dirty = false
 	w.out <- cloneInstances(w.insts)
 	go func() {
@@ -205,7 +207,10 @@ func (w *redisWatch) run(ctx context.Context) {
 		msgs, overflow, st := w.take()
 		down = st == subDown
 		for _, m := range msgs {
-			if reason := w.handle(m); reason != "" && !needRead {
+			reason := w.handle(m)
+			if reason == "" {
+				w.r.syncs.mark(w.service, m.at)
+			} else if !needRead {
 				log.Debug("registry: watch reads the service in full", "reason", reason)
 				needRead = true
 			}
@@ -279,7 +284,9 @@ func (w *redisWatch) resync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.install(s, time.Now())
+	now := time.Now()
+	w.install(s, now)
+	w.r.syncs.mark(w.service, now)
 	return nil
 }
 
