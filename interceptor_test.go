@@ -352,7 +352,8 @@ func TestServerInterceptorErrors(t *testing.T) {
 		{name: "permission denied", give: fmt.Errorf("%w: alice may not", ErrPermissionDenied), wantIs: ErrPermissionDenied, wantText: "rpc: permission denied", tries: 1},
 		{name: "bad request", give: fmt.Errorf("%w: field N too big", ErrBadRequest), wantIs: ErrBadRequest, tries: 1},
 		// Overloaded before the method ran: the client retries (3 more tries).
-		{name: "overloaded", give: fmt.Errorf("%w: rate limit", ErrOverloaded), wantIs: ErrOverloaded, tries: 1 + maxSafeRetries},
+		// A client of one server hears "overloaded" at once (no retry into the same server).
+		{name: "overloaded", give: fmt.Errorf("%w: rate limit", ErrOverloaded), wantIs: ErrOverloaded, tries: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -607,7 +608,21 @@ func TestClientInterceptorOncePerCall(t *testing.T) {
 		clientRuns.Add(1)
 		return next(ctx, call)
 	}
-	cli, _, _ := newCalcPair(t, []ServerOption{WithServerInterceptor(flaky)}, WithClientInterceptor(count))
+	// Three instances: a call refused as overloaded goes to another one
+	// (a client of one server would hear ErrOverloaded at once).
+	reg := newMemoryRegistry(t)
+	for range 3 {
+		srv := NewServer(WithRegistry(reg), WithServerInterceptor(flaky))
+		if err := srv.Register(&Calc{started: make(chan struct{}, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		startServer(t, srv)
+	}
+	poll(t, defaultTestTimeout, "3 instances of Calc in the registry", func() bool {
+		insts, err := reg.Lookup(t.Context(), "Calc")
+		return err == nil && len(insts) == 3
+	})
+	cli := newFleetClient(t, reg, WithClientInterceptor(count))
 	var sum int
 	if err := cli.Call("Calc.Add", Args{1, 2}, &sum); err != nil || sum != 3 {
 		t.Fatalf("Call = %d, %v; want 3, nil after two refusals", sum, err)

@@ -59,6 +59,10 @@ func (s *Server) HandleHTTP(rpcPath, debugPath string) {
 // accepted by Serve, and answers it. The request is read within the
 // connection's buffer, so it costs no memory of its own.
 func (c *serverConn) acceptConnect() error {
+	if rt := c.srv.opts.readTimeout; rt > 0 { // a slow handshake is a slowloris too
+		_ = c.nc.SetReadDeadline(time.Now().Add(rt))
+		defer c.nc.SetReadDeadline(time.Time{})
+	}
 	line, err := c.br.ReadSlice('\n')
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/seedrpc/rpc/internal/wire"
 )
@@ -117,6 +118,9 @@ func (c *serverConn) serveNetRPC() bool {
 				return true
 			}
 			// The handshake done, either protocol may follow.
+		case sniffStalled:
+			c.srv.opts.logger.Info("rpc: closing connection: its first bytes stalled", "remote", c.nc.RemoteAddr(), "read_timeout", c.srv.opts.readTimeout)
+			return true
 		default:
 			return false
 		}
@@ -129,20 +133,42 @@ const (
 	sniffGob            // net/rpc's gob stream
 	sniffConnect        // net/rpc's HTTP CONNECT handshake
 	sniffMore           // a prefix of one of the above; read on
+	sniffStalled        // a prefix, then nothing within the read timeout
 )
 
 // sniff reads the connection's first bytes, without consuming them, until
 // they say what it speaks.
+//
+// Once the first byte has arrived, the rest must arrive within the read
+// timeout (the wait for the first byte is the idle timeout's business);
+// sniffStalled reports a connection that stopped in between.
 func sniff(c *serverConn) int {
 	n := 1
+	deadline := false
+	defer func() {
+		if deadline {
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}
+	}()
 	for {
 		p, err := c.br.Peek(n)
 		r := sniffPrefix(p)
 		if r != sniffMore {
 			return r
 		}
-		if err != nil || len(p) >= 32 {
+		if err != nil {
+			var ne net.Error
+			if deadline && errors.As(err, &ne) && ne.Timeout() {
+				return sniffStalled
+			}
 			return sniffOther
+		}
+		if len(p) >= 32 {
+			return sniffOther
+		}
+		if !deadline && c.srv.opts.readTimeout > 0 {
+			deadline = true
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.readTimeout))
 		}
 		n = max(len(p)+1, c.br.Buffered()) // whatever has arrived, or one more byte
 	}

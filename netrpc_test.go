@@ -1335,3 +1335,40 @@ func TestStdClientInterceptors(t *testing.T) {
 		t.Errorf("interceptor ran %d times, want 3", got)
 	}
 }
+
+// TestSniffStallClosed: a connection that sends the first bytes of a
+// net/rpc stream (or of an HTTP CONNECT) and then nothing is closed after
+// the read timeout, like a stalled frame; the server serves others.
+func TestSniffStallClosed(t *testing.T) {
+	const readTimeout = 200 * time.Millisecond
+	_, _, addr := newNetServer(t, WithReadTimeout(readTimeout))
+	for _, tt := range []struct {
+		name string
+		give []byte
+	}{
+		{"gob prefix", []byte{0x20, 0xff, 0x81, 0x03}},
+		{"CONNECT half", []byte("CONNECT /_go")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			nc, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			if _, err := nc.Write(tt.give); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = io.ReadAll(nc)
+			if elapsed := time.Since(start); err != nil || elapsed > 3*time.Second {
+				t.Errorf("stalled connection: read ended after %v with %v, want closed by the server after about %v", elapsed, err, readTimeout)
+			}
+		})
+	}
+	std := dialStd(t, addr)
+	var r NetReply
+	if err := std.Call("Arith.Add", &Args{1, 2}, &r); err != nil || r.C != 3 {
+		t.Errorf("Arith.Add after the stalls = %d, %v; want 3, nil", r.C, err)
+	}
+}

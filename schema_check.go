@@ -170,6 +170,13 @@ func (c *Client) checkSchema(ctx context.Context, st *callState, p *connPool) er
 			}
 		}
 		if f.err != nil {
+			if errors.Is(f.err, ErrOverloaded) {
+				// The server is alive but refused the describe as
+				// overloaded: send the call unchecked (it is refused at once
+				// too if the server still has no room) and ask again next
+				// time; nothing is cached.
+				return nil
+			}
 			if !leader && try < 2 && ctx.Err() == nil {
 				continue // the other caller's describe failed on its terms; ask ourselves
 			}

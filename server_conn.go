@@ -265,11 +265,13 @@ type serverCall struct {
 	codecID byte
 	oneway  bool
 	track   bool
-	method  []byte
-	body    []byte
-	bp      *frameBuf
-	ctx     callContext
-	lim     limitTicket
+	// slotFreed is set once the call left the server-wide cap (freeSlot).
+	slotFreed bool
+	method    []byte
+	body      []byte
+	bp        *frameBuf
+	ctx       callContext
+	lim       limitTicket
 }
 
 // serve runs the call on a worker goroutine.
@@ -281,6 +283,7 @@ func (sc *serverCall) serve() {
 	if status == wire.StatusOK {
 		reply = rv.Interface()
 	}
+	c.freeSlot(sc)
 	c.respond(sc, status, reply, name, err)
 	c.srv.limiter.done(&sc.lim)
 }
@@ -315,10 +318,21 @@ func (c *serverConn) finish(sc *serverCall) {
 		delete(c.calls, sc.seq)
 		c.mu.Unlock()
 	}
-	c.srv.running.Add(-1)
+	c.freeSlot(sc)
 	c.running.Add(-1)
 	<-c.sem
 	c.handlers.Done()
+}
+
+// freeSlot gives back the call's place under the server-wide cap
+// (WithMaxCalls) once its handler has returned, before its response is
+// written: a caller that has its reply and calls again at once must find
+// the place free, not be refused as overloaded.
+func (c *serverConn) freeSlot(sc *serverCall) {
+	if !sc.slotFreed {
+		sc.slotFreed = true
+		c.srv.running.Add(-1)
+	}
 }
 
 // respond writes the response of a call that ended with status, reply

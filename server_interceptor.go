@@ -144,6 +144,7 @@ func (ic *interceptedCall) serve() {
 	c := ic.conn
 	defer c.finish(&ic.serverCall)
 	status, reply, name, err := c.intercept(ic)
+	c.freeSlot(&ic.serverCall)
 	c.respond(&ic.serverCall, status, reply, name, err)
 	c.srv.limiter.done(&ic.lim)
 }

@@ -450,7 +450,11 @@ func FuzzServeConnLimits(f *testing.F) {
 			t.Fatal(err)
 		}
 		cc, sc := net.Pipe()
-		srv.ServeConn(sc)
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			srv.ServeConn(sc) // blocks until the connection ends, as in net/rpc
+		}()
 		drained := make(chan struct{})
 		go func() {
 			defer close(drained)
@@ -476,6 +480,11 @@ func FuzzServeConnLimits(f *testing.F) {
 			t.Fatal("Server.Close did not return")
 		}
 		<-drained
+		select {
+		case <-served:
+		case <-time.After(5 * time.Second):
+			t.Fatal("ServeConn did not return after Close")
+		}
 		if got := srv.budget.inUse(); got != 0 {
 			t.Fatalf("budget in use after Close = %d, want 0", got)
 		}
