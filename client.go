@@ -280,8 +280,9 @@ func (c *Client) start(ctx context.Context, call *Call) {
 
 // encode builds the request frame of call, all but the header's sequence
 // number, in a pooled buffer the caller returns with putBuf. An error is
-// a notRetryable: no instance could do better.
-func (c *Client) encode(st *callState) (*[]byte, wire.Header, error) {
+// a notRetryable: no instance could do better. s2 says whether the server
+// accepts compressed bodies.
+func (c *Client) encode(st *callState, s2 bool) (*[]byte, wire.Header, error) {
 	call := st.call
 	bp := getBuf(wire.HeaderSize + len(call.ServiceMethod))
 	buf := *bp
@@ -323,9 +324,14 @@ func (c *Client) encode(st *callState) (*[]byte, wire.Header, error) {
 	if st.oneway {
 		typ = wire.TypeOneway
 	}
+	codecByte := c.opts.codec.ID()
+	if c.opts.compressMin > 0 && s2 && compressBody(bp, bodyStart, c.opts.compressMin) {
+		codecByte |= wire.CompressS2
+		buf = *bp
+	}
 	return bp, wire.Header{
 		Type:      typ,
-		Codec:     c.opts.codec.ID(),
+		Codec:     codecByte,
 		MethodLen: uint16(len(call.ServiceMethod)),
 		MetaLen:   uint32(bodyStart - metaStart),
 		BodyLen:   uint32(len(buf) - bodyStart),
@@ -344,7 +350,7 @@ func appendHeader(buf []byte, key, val string) ([]byte, error) {
 // the request did not leave; it is a notRetryable when no other instance
 // could do better.
 func (c *Client) send(ctx context.Context, st *callState, a *attempt, cc *clientConn) error {
-	bp, hdr, err := c.encode(st)
+	bp, hdr, err := c.encode(st, cc.peerS2.Load())
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,9 @@ type clientConn struct {
 	// dead is set as soon as the connection failed, before its pending
 	// calls are failed, so that their retries never pick it again.
 	dead atomic.Bool
+	// peerS2 and peerChunks are set once the server's hello said it
+	// accepts compressed bodies and continuation frames.
+	peerS2, peerChunks atomic.Bool
 	// suspect is set when a sibling connection to the same address broke
 	// abruptly: no new calls go here until a frame proves the server alive.
 	suspect atomic.Bool
@@ -124,6 +127,12 @@ func (cc *clientConn) read() error {
 				}
 				continue
 			}
+			if h.Codec&wire.CompressMask != 0 {
+				if err := cc.readCompressed(a, &h); err != nil {
+					return err
+				}
+				continue
+			}
 			if n <= cc.br.Size() {
 				body, err := cc.br.Peek(n)
 				if err != nil {
@@ -153,7 +162,7 @@ func (cc *clientConn) read() error {
 			}
 			_ = cc.w.WriteControl(wire.TypePong, h.Seq)
 		case wire.TypePong:
-			if _, err := cc.br.Discard(h.PayloadLen()); err != nil {
+			if err := cc.pong(&h); err != nil {
 				return err
 			}
 		case wire.TypeDraining:

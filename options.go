@@ -48,6 +48,7 @@ type serverOptions struct {
 	readTimeout     time.Duration
 	idleTimeout     time.Duration
 	maxConns        int
+	compressMin     int // WithCompression; 0: replies are never compressed
 }
 
 func defaultServerOptions() serverOptions {
@@ -84,6 +85,7 @@ type clientOptions struct {
 	ejectAfter  int
 	ejectFor    time.Duration
 	maxBuffered int64
+	compressMin int         // WithCompression; 0: requests are never compressed
 	call        callOptions // defaults for every call
 	// interceptors wrap every call, outermost first.
 	interceptors []ClientInterceptor

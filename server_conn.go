@@ -46,6 +46,9 @@ type serverConn struct {
 	// idleDraining is set once a draining frame told the client that this
 	// connection is closed for being idle (the server goes on serving).
 	idleDraining atomic.Bool
+	// peerS2 and peerChunks are set once the client announced (or used)
+	// compressed bodies and continuation frames.
+	peerS2, peerChunks atomic.Bool
 	// started is set once the connection is ready to serve (TLS handshake
 	// done).
 	started atomic.Bool
@@ -117,6 +120,14 @@ func (c *serverConn) serve() {
 				c.readFailed(err)
 				return
 			}
+			if h.Codec&wire.CompressMask == wire.CompressS2 {
+				var ok bool
+				if bp, ok = c.inflateRequest(&h, bp); !ok {
+					return
+				} else if bp == nil {
+					continue
+				}
+			}
 			if !c.dispatch(&h, bp) {
 				return
 			}
@@ -131,10 +142,9 @@ func (c *serverConn) serve() {
 				ctx.cancel(context.Canceled)
 			}
 		case wire.TypePing:
-			if !c.discard(&h) {
+			if !c.hello(&h) {
 				return
 			}
-			_ = c.w.WriteControl(wire.TypePong, h.Seq)
 		case wire.TypePong:
 			if !c.discard(&h) {
 				return
@@ -350,7 +360,12 @@ func (c *serverConn) respond(sc *serverCall, status wire.Status, reply any, name
 		c.writeError(sc.seq, wire.StatusTooLarge, fmt.Sprintf("rpc: %s: reply of %d bytes exceeds the server's frame limit of %d", name, len(out)-wire.HeaderSize, c.srv.opts.maxFrame))
 		return
 	}
-	hdr := wire.Header{Type: wire.TypeResponse, Codec: sc.codecID, Seq: sc.seq, MetaLen: uint32(metaLen), BodyLen: uint32(len(out) - wire.HeaderSize - metaLen)}
+	codecByte := sc.codecID
+	if c.srv.opts.compressMin > 0 && c.peerS2.Load() && compressBody(&out, wire.HeaderSize+metaLen, c.srv.opts.compressMin) {
+		codecByte |= wire.CompressS2
+		*rb = out[:0]
+	}
+	hdr := wire.Header{Type: wire.TypeResponse, Codec: codecByte, Seq: sc.seq, MetaLen: uint32(metaLen), BodyLen: uint32(len(out) - wire.HeaderSize - metaLen)}
 	wire.PutHeader(out, &hdr)
 	_ = c.w.Write(context.Background(), out, false) // a failed write closes the conn; nothing else to do
 }
