@@ -367,8 +367,14 @@ func (c *Client) send(ctx context.Context, st *callState, a *attempt, cc *client
 func (c *Client) writeOneway(ctx context.Context, st *callState, a *attempt, cc *clientConn, frame []byte, hdr *wire.Header) error {
 	method := st.call.ServiceMethod
 	hdr.Seq = cc.seq.Add(1)
-	wire.PutHeader(frame, hdr)
-	if err := cc.w.WriteBy(ctx, st.deadline, frame, true); err != nil {
+	var err error
+	if needsChunks(int(hdr.BodyLen), cc.peerChunks.Load()) {
+		err = cc.writeChunked(ctx, st.deadline, frame, *hdr, nil)
+	} else {
+		wire.PutHeader(frame, hdr)
+		err = cc.w.WriteBy(ctx, st.deadline, frame, true)
+	}
+	if err != nil {
 		if errors.Is(err, wire.ErrWriteContinues) {
 			// It will reach the server: never send it again.
 			return notRetryable{callError(method, a.addr, fmt.Errorf("%w (%w)", ErrTimeout, err))}
@@ -397,8 +403,13 @@ func (c *Client) writeRequest(ctx context.Context, st *callState, a *attempt, cc
 	a.cc, a.seq = cc, seq
 	st.mu.Unlock()
 	hdr.Seq = seq
-	wire.PutHeader(frame, hdr)
-	if err := cc.w.WriteBy(ctx, st.deadline, frame, false); err != nil && !errors.Is(err, wire.ErrWriteContinues) {
+	if needsChunks(int(hdr.BodyLen), cc.peerChunks.Load()) {
+		err = cc.writeChunked(ctx, st.deadline, frame, *hdr, st.finished.Load)
+	} else {
+		wire.PutHeader(frame, hdr)
+		err = cc.w.WriteBy(ctx, st.deadline, frame, false)
+	}
+	if err != nil && !errors.Is(err, wire.ErrWriteContinues) && !errors.Is(err, errAborted) {
 		// (ErrWriteContinues: the request will reach the server, so the
 		// attempt stays pending and the call's timer ends it.)
 		if cc.unregister(seq) {

@@ -1,8 +1,10 @@
 package rpc
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/seedrpc/rpc/internal/wire"
 )
@@ -25,23 +27,91 @@ func (cc *clientConn) readCompressed(a *attempt, h *wire.Header) error {
 		a.failed(err, true)
 		return err
 	}
+	return cc.complete(a, h, fb)
+}
+
+// complete completes a with the response whose header is h and payload
+// fb (released), decompressing its body first if need be. An error return
+// ends the connection.
+func (cc *clientConn) complete(a *attempt, h *wire.Header, fb *frameBuf) error {
 	off := int(h.MethodLen) + int(h.MetaLen)
-	out, err := cc.fr.inflate(fb, off)
-	if err != nil {
-		fb.release()
-		if errors.Is(err, ErrTooLarge) {
-			a.completed(wire.StatusTooLarge, nil, fmt.Appendf(nil, "rpc: reply: %v", err))
-			return nil
+	if h.Codec&wire.CompressMask == wire.CompressS2 {
+		out, err := cc.fr.inflate(fb, off)
+		if err != nil {
+			fb.release()
+			if errors.Is(err, ErrTooLarge) {
+				a.completed(wire.StatusTooLarge, nil, fmt.Appendf(nil, "rpc: reply: %v", err))
+				return nil
+			}
+			a.failed(err, true)
+			return err
 		}
-		a.failed(err, true)
-		return err
+		fb = out
 	}
-	a.completed(h.Status, out.b[int(h.MethodLen):off], out.b[off:])
-	out.release()
+	a.completed(h.Status, fb.b[int(h.MethodLen):off], fb.b[off:])
+	fb.release()
 	if cc.draining.Load() {
 		cc.closeIfIdle()
 	}
 	return nil
+}
+
+// continuation reads a continuation frame of a chunked response and
+// completes its call once the response is whole. An error return ends the
+// connection.
+func (cc *clientConn) continuation(h *wire.Header) error {
+	p, err := cc.parts.next(&cc.fr, h)
+	if err != nil || p == nil {
+		return err
+	}
+	switch {
+	case p.a == nil:
+	case p.aborted:
+		p.a.failed(errAborted, true)
+	case p.tooLarge:
+		p.a.completed(wire.StatusTooLarge, nil, fmt.Appendf(nil, "rpc: chunked reply exceeds the client's frame limit of %d", cc.fr.maxFrame))
+	default:
+		return cc.complete(p.a, &p.h, p.fb)
+	}
+	if p.fb != nil {
+		p.fb.release()
+	}
+	return nil
+}
+
+// failParts fails the calls whose responses were being reassembled when
+// the connection ended, and releases their buffers.
+func (cc *clientConn) failParts(err error) {
+	for _, p := range cc.parts {
+		if p.a != nil {
+			p.a.failed(err, true)
+		}
+	}
+	cc.parts.releaseAll()
+}
+
+// writeChunked writes a large request in chunks, at most maxPartials at
+// once on the connection.
+func (cc *clientConn) writeChunked(ctx context.Context, deadline time.Time, frame []byte, hdr wire.Header, abandon func() bool) error {
+	select {
+	case cc.chunkSem <- struct{}{}:
+	default:
+		var timeout <-chan time.Time
+		if !deadline.IsZero() {
+			t := time.NewTimer(time.Until(deadline))
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case cc.chunkSem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeout:
+			return context.DeadlineExceeded
+		}
+	}
+	defer func() { <-cc.chunkSem }()
+	return writeChunked(ctx, cc.w, deadline, frame, hdr, abandon)
 }
 
 // pong reads a pong; the server's answer to the client's hello lists the

@@ -32,6 +32,10 @@ type clientConn struct {
 	// peerS2 and peerChunks are set once the server's hello said it
 	// accepts compressed bodies and continuation frames.
 	peerS2, peerChunks atomic.Bool
+	// parts are the chunked responses being reassembled (reader only);
+	// chunkSem holds a slot per chunked request being written.
+	parts    partials
+	chunkSem chan struct{}
 	// suspect is set when a sibling connection to the same address broke
 	// abruptly: no new calls go here until a frame proves the server alive.
 	suspect atomic.Bool
@@ -58,7 +62,8 @@ func newClientConn(p *connPool, nc net.Conn) *clientConn {
 		nc:      nc,
 		br:      bufio.NewReaderSize(nc, 32<<10),
 		w:       wire.NewConnWriter(nc, 2*p.client.opts.keepalive),
-		pending: make(map[uint64]*attempt),
+		pending:  make(map[uint64]*attempt),
+		chunkSem: make(chan struct{}, maxPartials),
 	}
 	cc.fr = frameReader{br: cc.br, maxFrame: p.client.opts.maxFrame, budget: p.client.budget,
 		done: p.client.stop, closed: cc.dead.Load}
@@ -74,6 +79,7 @@ func (cc *clientConn) usable() bool {
 // readLoop is the connection's reader goroutine.
 func (cc *clientConn) readLoop() {
 	err := cc.read()
+	cc.failParts(err)
 	if !cc.dead.Load() && !cc.draining.Load() {
 		// The server went away without a word (crash, reset): its other
 		// connections are likely gone too. Route new calls elsewhere until
@@ -115,6 +121,15 @@ func (cc *clientConn) read() error {
 			}
 			cc.mu.Unlock()
 			n := h.PayloadLen()
+			if h.Codec&wire.FlagMore != 0 {
+				if err := cc.parts.start(&cc.fr, &h, a, a == nil || n > opts.maxFrame); err != nil {
+					if a != nil {
+						a.failed(err, true)
+					}
+					return err
+				}
+				continue
+			}
 			if a == nil || n > opts.maxFrame { // nobody waits (timed out, cancelled), or too large
 				if _, err := cc.br.Discard(n); err != nil {
 					if a != nil {
@@ -155,6 +170,10 @@ func (cc *clientConn) read() error {
 			fb.release()
 			if cc.draining.Load() {
 				cc.closeIfIdle()
+			}
+		case wire.TypeContinuation:
+			if err := cc.continuation(&h); err != nil {
+				return err
 			}
 		case wire.TypePing:
 			if _, err := cc.br.Discard(h.PayloadLen()); err != nil {

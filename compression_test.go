@@ -21,8 +21,8 @@ import (
 )
 
 // countProxy forwards TCP connections to a target, counting the bytes in
-// each direction; with a throttle it forwards server-to-client bytes at
-// most throttle bytes per millisecond.
+// each direction; with a throttle it forwards bytes at
+// most throttle bytes per millisecond each way.
 type countProxy struct {
 	lis       net.Listener
 	target    string
@@ -57,23 +57,31 @@ func (p *countProxy) accept() {
 			in.Close()
 			continue
 		}
+		// Small socket buffers, so that a throttled transfer is held
+		// mostly by its sender rather than in the kernel.
+		for _, c := range []net.Conn{in, out} {
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetReadBuffer(64 << 10)
+				_ = tc.SetWriteBuffer(64 << 10)
+			}
+		}
 		p.mu.Lock()
 		p.conns = append(p.conns, in, out)
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go p.pipe(out, in, &p.up, false)
-		go p.pipe(in, out, &p.down, true)
+		go p.pipe(out, in, &p.up)
+		go p.pipe(in, out, &p.down)
 	}
 }
 
-func (p *countProxy) pipe(dst, src net.Conn, n *atomic.Int64, throttled bool) {
+func (p *countProxy) pipe(dst, src net.Conn, n *atomic.Int64) {
 	defer p.wg.Done()
 	defer dst.Close()
 	defer src.Close()
 	buf := make([]byte, 32<<10)
 	for {
 		lim := len(buf)
-		if tr := p.throttle.Load(); throttled && tr > 0 {
+		if tr := p.throttle.Load(); tr > 0 {
 			lim = int(min(tr, int64(len(buf))))
 			time.Sleep(time.Millisecond)
 		}
@@ -289,11 +297,11 @@ func TestCompressionBombServer(t *testing.T) {
 // frame limit fails its call alone with ErrTooLarge; the connection goes on.
 func TestCompressionBombClient(t *testing.T) {
 	body := bomb(t, 15<<20)
-	addr := oldServer(t, func(h wire.Header, method string, body []byte) (wire.Header, []byte) {
+	addr := oldServer(t, func(h wire.Header, method string, body []byte) []byte {
 		if method == "Calc.Bomb" {
-			return wire.Header{Type: wire.TypeResponse, Codec: 1 | wire.CompressS2}, bomb(t, 15<<20)
+			return respFrame(h.Seq, 1|wire.CompressS2, wire.StatusOK, bomb(t, 15<<20))
 		}
-		return wire.Header{Type: wire.TypeResponse, Codec: 1}, body
+		return respFrame(h.Seq, 1, wire.StatusOK, body)
 	})
 	cli, err := Dial("tcp", addr, WithMaxFrameSize(1<<20), WithPoolSize(1))
 	if err != nil {
@@ -317,8 +325,8 @@ func TestCompressionBombClient(t *testing.T) {
 
 // oldServer serves an old-style (or scripted) peer on loopback: it answers
 // pings with empty pongs, skipping their payload like servers before
-// compression, and each request with what answer returns (seq filled in).
-func oldServer(t testing.TB, answer func(h wire.Header, method string, body []byte) (wire.Header, []byte)) string {
+// compression, and each request with the frames answer returns.
+func oldServer(t testing.TB, answer func(h wire.Header, method string, body []byte) []byte) string {
 	t.Helper()
 	lis := listenLoopback(t)
 	var wg sync.WaitGroup
@@ -365,11 +373,7 @@ func oldServer(t testing.TB, answer func(h wire.Header, method string, body []by
 					case wire.TypePing:
 						out = frame(wire.TypePong, h.Seq, "", nil)
 					case wire.TypeRequest:
-						rh, body := answer(h, string(payload[:h.MethodLen]), payload[int(h.MethodLen)+int(h.MetaLen):])
-						rh.Seq, rh.BodyLen = h.Seq, uint32(len(body))
-						out = make([]byte, wire.HeaderSize, wire.HeaderSize+len(body))
-						wire.PutHeader(out, &rh)
-						out = append(out, body...)
+						out = answer(h, string(payload[:h.MethodLen]), payload[int(h.MethodLen)+int(h.MetaLen):])
 					default:
 						continue
 					}
@@ -384,22 +388,23 @@ func oldServer(t testing.TB, answer func(h wire.Header, method string, body []by
 }
 
 // TestCompressionOldServer: a client with compression on talks to a server
-// that predates it (no hello answer): it never sends compressed bodies.
+// that predates it (no hello answer): it never sends compressed bodies, nor
+// chunks.
 func TestCompressionOldServer(t *testing.T) {
 	var compressed atomic.Int32
-	addr := oldServer(t, func(h wire.Header, _ string, body []byte) (wire.Header, []byte) {
+	addr := oldServer(t, func(h wire.Header, _ string, body []byte) []byte {
 		if h.Codec != 1 {
 			compressed.Add(1)
-			return wire.Header{Type: wire.TypeResponse, Status: wire.StatusBadRequest}, []byte("unknown codec")
+			return respFrame(h.Seq, 0, wire.StatusBadRequest, []byte("unknown codec"))
 		}
-		return wire.Header{Type: wire.TypeResponse, Codec: 1}, body
+		return respFrame(h.Seq, 1, wire.StatusOK, body)
 	})
 	cli, err := Dial("tcp", addr, WithCompression(1), WithPoolSize(1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	body := compressible(64 << 10)
+	body := compressible(200 << 10) // over a chunk: it must go whole
 	for range 3 {
 		var out []byte
 		if err := cli.Call("Calc.Echo", body, &out, WithTimeout(defaultTestTimeout)); err != nil || !bytes.Equal(out, body) {
@@ -463,4 +468,11 @@ func TestCompressionOldClient(t *testing.T) {
 	if s2, _ := wire.ParseFeatures(meta); ph.Type != wire.TypePong || !s2 {
 		t.Errorf("answer to a hello: %s with metadata %q, want a pong listing s2", ph.Type, meta)
 	}
+}
+
+// respFrame builds a response frame.
+func respFrame(seq uint64, codecByte byte, status wire.Status, body []byte) []byte {
+	out := make([]byte, wire.HeaderSize, wire.HeaderSize+len(body))
+	wire.PutHeader(out, &wire.Header{Type: wire.TypeResponse, Codec: codecByte, Status: status, Seq: seq, BodyLen: uint32(len(body))})
+	return append(out, body...)
 }

@@ -1,8 +1,10 @@
 package rpc
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/seedrpc/rpc/internal/compress"
 	"github.com/seedrpc/rpc/internal/wire"
@@ -63,4 +65,48 @@ func (c *serverConn) inflateRequest(h *wire.Header, bp *frameBuf) (out *frameBuf
 		c.srv.opts.logger.Info("rpc: oneway call dropped: bad compressed body", "remote", c.nc.RemoteAddr(), "method", method, "err", err)
 	}
 	return nil, true
+}
+
+// continuation reads a continuation frame of a chunked request and
+// dispatches the request once complete. It returns false when the
+// connection must be closed.
+func (c *serverConn) continuation(h *wire.Header) bool {
+	p, err := c.parts.next(&c.fr, h)
+	if err != nil {
+		c.readFailed(err)
+		return false
+	}
+	if p == nil {
+		return true // more to come
+	}
+	switch {
+	case p.aborted:
+		if p.fb != nil {
+			p.fb.release()
+		}
+		return true
+	case p.tooLarge:
+		if p.h.Type == wire.TypeRequest {
+			c.writeError(p.h.Seq, wire.StatusTooLarge, fmt.Sprintf("rpc: chunked request exceeds the server's frame limit of %d", c.srv.opts.maxFrame))
+		}
+		return true
+	}
+	bp := p.fb
+	if p.h.Codec&wire.CompressMask == wire.CompressS2 {
+		var ok bool
+		if bp, ok = c.inflateRequest(&p.h, bp); !ok {
+			return false
+		} else if bp == nil {
+			return true
+		}
+	}
+	return c.dispatch(&p.h, bp)
+}
+
+// writeChunked writes a large reply in chunks, at most maxPartials at once
+// per connection.
+func (c *serverConn) writeChunked(frame []byte, hdr wire.Header) {
+	c.chunkSem <- struct{}{}
+	defer func() { <-c.chunkSem }()
+	_ = writeChunked(context.Background(), c.w, time.Time{}, frame, hdr, nil) // a failed write closes the conn
 }

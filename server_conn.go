@@ -49,6 +49,10 @@ type serverConn struct {
 	// peerS2 and peerChunks are set once the client announced (or used)
 	// compressed bodies and continuation frames.
 	peerS2, peerChunks atomic.Bool
+	// parts are the chunked requests being reassembled (reader only);
+	// chunkSem holds a slot per chunked reply being written.
+	parts    partials
+	chunkSem chan struct{}
 	// started is set once the connection is ready to serve (TLS handshake
 	// done).
 	started atomic.Bool
@@ -80,6 +84,7 @@ func newServerConn(s *Server, nc net.Conn) *serverConn {
 		br:       bufio.NewReaderSize(nc, 32<<10),
 		w:        wire.NewConnWriter(nc, serverWriteTimeout),
 		sem:      make(chan struct{}, s.opts.connCalls),
+		chunkSem: make(chan struct{}, maxPartials),
 		calls:    make(map[uint64]*callContext),
 		activeAt: time.Now(),
 	}
@@ -92,6 +97,7 @@ func newServerConn(s *Server, nc net.Conn) *serverConn {
 func (c *serverConn) serve() {
 	defer func() {
 		c.close()
+		c.parts.releaseAll()
 		c.handlers.Wait()
 		c.w.Wait()
 	}()
@@ -113,6 +119,19 @@ func (c *serverConn) serve() {
 					c.readFailed(err)
 					return
 				}
+				if h.Codec&wire.FlagMore != 0 { // answered: skip its continuations
+					if err := c.parts.start(&c.fr, &wire.Header{Seq: h.Seq}, nil, true); err != nil {
+						c.readFailed(err)
+						return
+					}
+				}
+				continue
+			}
+			if h.Codec&wire.FlagMore != 0 {
+				if err := c.parts.start(&c.fr, &h, nil, false); err != nil {
+					c.readFailed(err)
+					return
+				}
 				continue
 			}
 			bp, err := c.fr.payload(h.PayloadLen())
@@ -129,6 +148,10 @@ func (c *serverConn) serve() {
 				}
 			}
 			if !c.dispatch(&h, bp) {
+				return
+			}
+		case wire.TypeContinuation:
+			if !c.continuation(&h) {
 				return
 			}
 		case wire.TypeCancel:
@@ -366,6 +389,10 @@ func (c *serverConn) respond(sc *serverCall, status wire.Status, reply any, name
 		*rb = out[:0]
 	}
 	hdr := wire.Header{Type: wire.TypeResponse, Codec: codecByte, Seq: sc.seq, MetaLen: uint32(metaLen), BodyLen: uint32(len(out) - wire.HeaderSize - metaLen)}
+	if needsChunks(int(hdr.BodyLen), c.peerChunks.Load()) {
+		c.writeChunked(out, hdr)
+		return
+	}
 	wire.PutHeader(out, &hdr)
 	_ = c.w.Write(context.Background(), out, false) // a failed write closes the conn; nothing else to do
 }
