@@ -58,10 +58,10 @@ type clientConn struct {
 
 func newClientConn(p *connPool, nc net.Conn) *clientConn {
 	cc := &clientConn{
-		pool:    p,
-		nc:      nc,
-		br:      bufio.NewReaderSize(nc, 32<<10),
-		w:       wire.NewConnWriter(nc, 2*p.client.opts.keepalive),
+		pool:     p,
+		nc:       nc,
+		br:       bufio.NewReaderSize(nc, 32<<10),
+		w:        wire.NewConnWriter(nc, 2*p.client.opts.keepalive),
 		pending:  make(map[uint64]*attempt),
 		chunkSem: make(chan struct{}, maxPartials),
 	}
