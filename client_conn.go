@@ -58,13 +58,13 @@ type clientConn struct {
 
 func newClientConn(p *connPool, nc net.Conn) *clientConn {
 	cc := &clientConn{
-		pool:     p,
-		nc:       nc,
-		br:       bufio.NewReaderSize(nc, 32<<10),
-		w:        wire.NewConnWriter(nc, 2*p.client.opts.keepalive),
-		pending:  make(map[uint64]*attempt),
-		chunkSem: make(chan struct{}, maxPartials),
+		pool:    p,
+		nc:      nc,
+		br:      bufio.NewReaderSize(nc, 32<<10),
+		w:       wire.NewConnWriter(nc, 2*p.client.opts.keepalive),
+		pending: make(map[uint64]*attempt),
 	}
+	cc.chunkSem = make(chan struct{}, maxPartials)
 	cc.fr = frameReader{br: cc.br, maxFrame: p.client.opts.maxFrame, budget: p.client.budget,
 		done: p.client.stop, closed: cc.dead.Load}
 	cc.lastUsed.Store(time.Now().UnixNano())
