@@ -197,3 +197,8 @@ func (ps *partials) releaseAll() {
 		delete(*ps, seq)
 	}
 }
+
+// unsentLimit bounds the bytes written to a connection's socket but not
+// yet sent (see limitUnsent): chunks beyond it wait in the writer, where
+// small frames pass them.
+const unsentLimit = 128 << 10

@@ -27,13 +27,15 @@ func (cc *clientConn) readCompressed(a *attempt, h *wire.Header) error {
 		a.failed(err, true)
 		return err
 	}
-	return cc.complete(a, h, fb)
+	return cc.complete(a, h, fb, false)
 }
 
 // complete completes a with the response whose header is h and payload
-// fb (released), decompressing its body first if need be. An error return
-// ends the connection.
-func (cc *clientConn) complete(a *attempt, h *wire.Header, fb *frameBuf) error {
+// fb (released), decompressing its body first if need be. With async, the
+// reply is decoded on a goroutine of its own, so that decoding a large
+// reply does not hold the connection's other responses behind it. An
+// error return ends the connection.
+func (cc *clientConn) complete(a *attempt, h *wire.Header, fb *frameBuf, async bool) error {
 	off := int(h.MethodLen) + int(h.MetaLen)
 	if h.Codec&wire.CompressMask == wire.CompressS2 {
 		out, err := cc.fr.inflate(fb, off)
@@ -48,10 +50,16 @@ func (cc *clientConn) complete(a *attempt, h *wire.Header, fb *frameBuf) error {
 		}
 		fb = out
 	}
-	a.completed(h.Status, fb.b[int(h.MethodLen):off], fb.b[off:])
-	fb.release()
-	if cc.draining.Load() {
-		cc.closeIfIdle()
+	status, metaStart := h.Status, int(h.MethodLen)
+	finish := func() {
+		a.completed(status, fb.b[metaStart:off], fb.b[off:])
+		fb.release()
+		if cc.draining.Load() {
+			cc.closeIfIdle()
+		}
+	}
+	if !async || !cc.pool.client.goAsync(finish) {
+		finish()
 	}
 	return nil
 }
@@ -71,7 +79,7 @@ func (cc *clientConn) continuation(h *wire.Header) error {
 	case p.tooLarge:
 		p.a.completed(wire.StatusTooLarge, nil, fmt.Appendf(nil, "rpc: chunked reply exceeds the client's frame limit of %d", cc.fr.maxFrame))
 	default:
-		return cc.complete(p.a, &p.h, p.fb)
+		return cc.complete(p.a, &p.h, p.fb, true)
 	}
 	if p.fb != nil {
 		p.fb.release()

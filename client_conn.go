@@ -64,6 +64,7 @@ func newClientConn(p *connPool, nc net.Conn) *clientConn {
 		w:       wire.NewConnWriter(nc, 2*p.client.opts.keepalive),
 		pending: make(map[uint64]*attempt),
 	}
+	limitUnsent(nc, unsentLimit)
 	cc.chunkSem = make(chan struct{}, maxPartials)
 	cc.fr = frameReader{br: cc.br, maxFrame: p.client.opts.maxFrame, budget: p.client.budget,
 		done: p.client.stop, closed: cc.dead.Load}

@@ -88,6 +88,7 @@ func newServerConn(s *Server, nc net.Conn) *serverConn {
 		calls:    make(map[uint64]*callContext),
 		activeAt: time.Now(),
 	}
+	limitUnsent(nc, unsentLimit)
 	c.fr = frameReader{br: c.br, nc: nc, maxFrame: s.opts.maxFrame, timeout: s.opts.readTimeout,
 		budget: s.budget, done: s.baseCtx.Done(), closed: c.isClosed}
 	return c
