@@ -22,8 +22,12 @@ const (
 	chunkSize = 64 << 10
 	// maxPartials is how many chunked messages may be in flight in one
 	// direction of a connection at once: a sender waits for a slot, a
-	// receiver closes a connection whose peer exceeds it.
-	maxPartials = 8
+	// receiver closes a connection whose peer exceeds it. One, so that a
+	// receiver reassembles at most one message per connection, as it reads
+	// at most one unchunked frame: with several, a reader waiting for
+	// buffer budget for one could wait on bytes held by another whose rest
+	// is behind it in the stream. Small frames still pass between chunks.
+	maxPartials = 1
 )
 
 // chunkAbort is the status of a continuation frame that ends its message
