@@ -88,7 +88,6 @@ type partial struct {
 	h  wire.Header // the first frame's; BodyLen counts the body so far
 	fb *frameBuf   // the payload so far in fb.b[:n]; nil when skipping
 	n  int
-	a  *attempt // client: the call waiting for this response (nil: none)
 	// tooLarge is set once the body went over the frame limit; aborted
 	// when the sender ended it unfinished.
 	tooLarge, aborted bool
@@ -100,7 +99,7 @@ type partials map[uint64]*partial
 
 // start reads the payload of a first frame (wire.FlagMore set) of n bytes,
 // or skips it when skip is set, and records the message.
-func (ps *partials) start(fr *frameReader, h *wire.Header, a *attempt, skip bool) error {
+func (ps *partials) start(fr *frameReader, h *wire.Header, skip bool) error {
 	if *ps == nil {
 		*ps = make(partials)
 	}
@@ -110,7 +109,7 @@ func (ps *partials) start(fr *frameReader, h *wire.Header, a *attempt, skip bool
 	if _, dup := (*ps)[h.Seq]; dup {
 		return fmt.Errorf("%w: chunked message seq %d started twice", wire.ErrMalformed, h.Seq)
 	}
-	p := &partial{h: *h, a: a, tooLarge: skip}
+	p := &partial{h: *h, tooLarge: skip}
 	if skip {
 		if err := fr.skip(h.PayloadLen()); err != nil {
 			return err

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -138,5 +139,43 @@ func TestChunksAbandoned(t *testing.T) {
 	var r int
 	if err := cli.Call("Calc.Add", Args{1, 2}, &r, WithTimeout(time.Minute)); err != nil || r != 3 {
 		t.Fatalf("call after an abandoned chunked request = %d, %v", r, err)
+	}
+}
+
+// TestChunksDrainMidReply: a server shut down while a chunked reply is on
+// its way finishes it; the client, told to drain, does not close the
+// connection under it.
+func TestChunksDrainMidReply(t *testing.T) {
+	srv := NewServer()
+	if err := srv.Register(&Calc{started: make(chan struct{}, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	p := newCountProxy(t, startServer(t, srv))
+	cli, err := Dial("tcp", p.addr(), WithPoolSize(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	var r int
+	if err := cli.Call("Calc.Add", Args{1, 2}, &r); err != nil {
+		t.Fatal(err)
+	}
+	body := incompressible(4 << 20)
+	down0 := p.down.Load()
+	p.throttle.Store(16 << 10)
+	var out []byte
+	big := cli.Go("Calc.Echo", body, &out, nil, WithTimeout(time.Minute))
+	waitFor(t, "the reply to be mid-flight", func() bool { return p.down.Load()-down0 > 1<<20 })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	waitCall(t, big, time.Minute)
+	if big.Error != nil || !bytes.Equal(out, body) {
+		t.Fatalf("4 MiB echo across a shutdown = %d bytes, %v", len(out), big.Error)
+	}
+	p.throttle.Store(0)
+	if err := recvErr(t, done, "Shutdown"); err != nil {
+		t.Errorf("Shutdown = %v", err)
 	}
 }

@@ -65,37 +65,37 @@ func (cc *clientConn) complete(a *attempt, h *wire.Header, fb *frameBuf, async b
 }
 
 // continuation reads a continuation frame of a chunked response and
-// completes its call once the response is whole. An error return ends the
-// connection.
+// completes its call once the response is whole; the call stayed pending
+// until then, so that a connection told to drain is not closed under it.
+// An error return ends the connection.
 func (cc *clientConn) continuation(h *wire.Header) error {
 	p, err := cc.parts.next(&cc.fr, h)
 	if err != nil || p == nil {
 		return err
 	}
+	cc.mu.Lock()
+	a := cc.pending[p.h.Seq]
+	if a != nil {
+		delete(cc.pending, p.h.Seq)
+		cc.load.Add(-1)
+	}
+	cc.mu.Unlock()
 	switch {
-	case p.a == nil:
+	case a == nil: // the caller gave up meanwhile
 	case p.aborted:
-		p.a.failed(errAborted, true)
+		a.failed(errAborted, true)
 	case p.tooLarge:
-		p.a.completed(wire.StatusTooLarge, nil, fmt.Appendf(nil, "rpc: chunked reply exceeds the client's frame limit of %d", cc.fr.maxFrame))
+		a.completed(wire.StatusTooLarge, nil, fmt.Appendf(nil, "rpc: chunked reply exceeds the client's frame limit of %d", cc.fr.maxFrame))
 	default:
-		return cc.complete(p.a, &p.h, p.fb, true)
+		return cc.complete(a, &p.h, p.fb, true)
 	}
 	if p.fb != nil {
 		p.fb.release()
 	}
-	return nil
-}
-
-// failParts fails the calls whose responses were being reassembled when
-// the connection ended, and releases their buffers.
-func (cc *clientConn) failParts(err error) {
-	for _, p := range cc.parts {
-		if p.a != nil {
-			p.a.failed(err, true)
-		}
+	if cc.draining.Load() {
+		cc.closeIfIdle()
 	}
-	cc.parts.releaseAll()
+	return nil
 }
 
 // writeChunked writes a large request in chunks, at most maxPartials at

@@ -80,7 +80,7 @@ func (cc *clientConn) usable() bool {
 // readLoop is the connection's reader goroutine.
 func (cc *clientConn) readLoop() {
 	err := cc.read()
-	cc.failParts(err)
+	cc.parts.releaseAll()
 	if !cc.dead.Load() && !cc.draining.Load() {
 		// The server went away without a word (crash, reset): its other
 		// connections are likely gone too. Route new calls elsewhere until
@@ -114,19 +114,19 @@ func (cc *clientConn) read() error {
 		}
 		switch h.Type {
 		case wire.TypeResponse:
+			// The call of a chunked response stays pending until its last
+			// frame (see continuation).
+			more := h.Codec&wire.FlagMore != 0
 			cc.mu.Lock()
 			a := cc.pending[h.Seq]
-			if a != nil {
+			if a != nil && !more {
 				delete(cc.pending, h.Seq)
 				cc.load.Add(-1)
 			}
 			cc.mu.Unlock()
 			n := h.PayloadLen()
-			if h.Codec&wire.FlagMore != 0 {
-				if err := cc.parts.start(&cc.fr, &h, a, a == nil || n > opts.maxFrame); err != nil {
-					if a != nil {
-						a.failed(err, true)
-					}
+			if more {
+				if err := cc.parts.start(&cc.fr, &h, a == nil || n > opts.maxFrame); err != nil {
 					return err
 				}
 				continue

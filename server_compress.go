@@ -71,6 +71,7 @@ func (c *serverConn) inflateRequest(h *wire.Header, bp *frameBuf) (out *frameBuf
 // dispatches the request once complete. It returns false when the
 // connection must be closed.
 func (c *serverConn) continuation(h *wire.Header) bool {
+	c.frames.Add(1) // an upload in progress is not idle
 	p, err := c.parts.next(&c.fr, h)
 	if err != nil {
 		c.readFailed(err)
@@ -79,6 +80,7 @@ func (c *serverConn) continuation(h *wire.Header) bool {
 	if p == nil {
 		return true // more to come
 	}
+	c.reassembling.Store(len(c.parts) > 0)
 	switch {
 	case p.aborted:
 		if p.fb != nil {

@@ -53,6 +53,8 @@ type serverConn struct {
 	// chunkSem holds a slot per chunked reply being written.
 	parts    partials
 	chunkSem chan struct{}
+	// reassembling is set while parts is not empty, for drained.
+	reassembling atomic.Bool
 	// started is set once the connection is ready to serve (TLS handshake
 	// done).
 	started atomic.Bool
@@ -121,7 +123,7 @@ func (c *serverConn) serve() {
 					return
 				}
 				if h.Codec&wire.FlagMore != 0 { // answered: skip its continuations
-					if err := c.parts.start(&c.fr, &wire.Header{Seq: h.Seq}, nil, true); err != nil {
+					if err := c.parts.start(&c.fr, &wire.Header{Seq: h.Seq}, true); err != nil {
 						c.readFailed(err)
 						return
 					}
@@ -129,10 +131,11 @@ func (c *serverConn) serve() {
 				continue
 			}
 			if h.Codec&wire.FlagMore != 0 {
-				if err := c.parts.start(&c.fr, &h, nil, false); err != nil {
+				if err := c.parts.start(&c.fr, &h, false); err != nil {
 					c.readFailed(err)
 					return
 				}
+				c.reassembling.Store(true)
 				continue
 			}
 			bp, err := c.fr.payload(h.PayloadLen())
@@ -487,7 +490,7 @@ func (c *serverConn) drained() bool {
 	// acked first: the requests the client sent before its acknowledgement
 	// were counted in running before acked was set.
 	acked := c.acked.Load()
-	if c.running.Load() > 0 || !c.w.Idle() {
+	if c.running.Load() > 0 || c.reassembling.Load() || !c.w.Idle() {
 		return false
 	}
 	if acked {
