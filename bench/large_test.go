@@ -55,8 +55,8 @@ func TestLargeModesSmoke(t *testing.T) {
 				t.Errorf("seedrpc result has vs_raw = %v, want > 0", r.VsRaw)
 			}
 		}
-		if !slices.Equal(systems, []string{"raw", "seedrpc"}) {
-			t.Errorf("systems measured = %v, want [raw seedrpc]", systems)
+		if !slices.Equal(systems, []string{"raw", "seedrpc", "seedrpc+s2"}) {
+			t.Errorf("systems measured = %v, want [raw seedrpc seedrpc+s2]", systems)
 		}
 	})
 }
