@@ -36,7 +36,7 @@ func TestLargeModesSmoke(t *testing.T) {
 
 	t.Run("throughput", func(t *testing.T) {
 		var out, errOut bytes.Buffer
-		cfg := tputConfig{sizes: []int{1 << 20}, kinds: []string{"random"}, conc: []int{1}, duration: 300 * time.Millisecond}
+		cfg := tputConfig{sizes: []int{1 << 20}, kinds: []string{"random"}, conc: []int{1}, duration: time.Second}
 		if err := runThroughput(ctx, cfg, true, &out, &errOut); err != nil {
 			t.Fatalf("runThroughput error = %v; stderr:\n%s", err, errOut.String())
 		}
