@@ -179,3 +179,29 @@ func TestChunksDrainMidReply(t *testing.T) {
 		t.Errorf("Shutdown = %v", err)
 	}
 }
+
+// TestChunksOneway: a large oneway goes in chunks and runs once whole.
+func TestChunksOneway(t *testing.T) {
+	cli, probe, _, _ := newProbePair(t, nil, WithPoolSize(1))
+	var r int
+	if err := cli.Call("Probe.Note", "warm", &r); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-probe.oneway:
+	case <-time.After(defaultTestTimeout):
+		t.Fatal("Probe.Note did not report")
+	}
+	big := string(compressible(300 << 10))
+	if err := cli.Oneway("Probe.Note", big); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-probe.oneway:
+		if got != big {
+			t.Errorf("oneway of %d bytes arrived as %d bytes", len(big), len(got))
+		}
+	case <-time.After(defaultTestTimeout):
+		t.Fatal("the large oneway did not run")
+	}
+}
