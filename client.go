@@ -341,8 +341,9 @@ func (c *Client) start(ctx context.Context, call *Call) {
 
 // encode builds the request frame of call, all but the header's sequence
 // number, in a pooled buffer the caller returns with putBuf. An error is
-// a notRetryable: no instance could do better.
-func (c *Client) encode(st *callState) (*[]byte, wire.Header, error) {
+// a notRetryable: no instance could do better. s2 says whether the server
+// accepts compressed bodies.
+func (c *Client) encode(st *callState, s2 bool) (*[]byte, wire.Header, error) {
 	call := st.call
 	bp := getBuf(wire.HeaderSize + len(call.ServiceMethod))
 	buf := *bp
@@ -384,9 +385,14 @@ func (c *Client) encode(st *callState) (*[]byte, wire.Header, error) {
 	if st.oneway {
 		typ = wire.TypeOneway
 	}
+	codecByte := c.opts.codec.ID()
+	if c.opts.compressMin > 0 && s2 && compressBody(bp, bodyStart, c.opts.compressMin) {
+		codecByte |= wire.CompressS2
+		buf = *bp
+	}
 	return bp, wire.Header{
 		Type:      typ,
-		Codec:     c.opts.codec.ID(),
+		Codec:     codecByte,
 		MethodLen: uint16(len(call.ServiceMethod)),
 		MetaLen:   uint32(bodyStart - metaStart),
 		BodyLen:   uint32(len(buf) - bodyStart),
@@ -405,7 +411,7 @@ func appendHeader(buf []byte, key, val string) ([]byte, error) {
 // the request did not leave; it is a notRetryable when no other instance
 // could do better.
 func (c *Client) send(ctx context.Context, st *callState, a *attempt, cc *clientConn) error {
-	bp, hdr, err := c.encode(st)
+	bp, hdr, err := c.encode(st, cc.peerS2.Load())
 	if err != nil {
 		return err
 	}
@@ -422,8 +428,19 @@ func (c *Client) send(ctx context.Context, st *callState, a *attempt, cc *client
 func (c *Client) writeOneway(ctx context.Context, st *callState, a *attempt, cc *clientConn, frame []byte, hdr *wire.Header) error {
 	method := st.call.ServiceMethod
 	hdr.Seq = cc.seq.Add(1)
-	wire.PutHeader(frame, hdr)
-	if end, err := cc.w.WriteFrame(ctx, st.deadline, frame, true); err != nil {
+	var (
+		end int64
+		err error
+	)
+	if needsChunks(int(hdr.BodyLen), cc.peerChunks.Load()) {
+		// A chunked oneway runs only once its last piece arrived whole:
+		// a failed write left it incomplete (end 0: send it elsewhere).
+		err = cc.writeChunked(ctx, st.deadline, frame, *hdr, nil)
+	} else {
+		wire.PutHeader(frame, hdr)
+		end, err = cc.w.WriteFrame(ctx, st.deadline, frame, true)
+	}
+	if err != nil {
 		if errors.Is(err, wire.ErrWriteContinues) {
 			// It will reach the server: never send it again.
 			return notRetryable{callError(method, a.addr, fmt.Errorf("%w (%w)", ErrTimeout, err))}
@@ -457,8 +474,23 @@ func (c *Client) writeRequest(ctx context.Context, st *callState, a *attempt, cc
 	a.cc, a.seq = cc, seq
 	st.mu.Unlock()
 	hdr.Seq = seq
-	wire.PutHeader(frame, hdr)
-	end, err := cc.w.WriteFrame(ctx, st.deadline, frame, false)
+	var end int64
+	if needsChunks(int(hdr.BodyLen), cc.peerChunks.Load()) {
+		// A chunked request runs only once its last piece arrived whole: a
+		// failed write left it incomplete (never run: try elsewhere); a
+		// written one counts as sent (end 1: settled once anything left).
+		err = cc.writeChunked(ctx, st.deadline, frame, *hdr, st.finished.Load)
+		end = 1
+		if err != nil {
+			end = wendNone
+		}
+		if errors.Is(err, errAborted) {
+			err = nil // the call finished while it was sent: cancelled below
+		}
+	} else {
+		wire.PutHeader(frame, hdr)
+		end, err = cc.w.WriteFrame(ctx, st.deadline, frame, false)
+	}
 	if end == 0 {
 		end = wendNone
 	}

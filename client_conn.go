@@ -30,6 +30,13 @@ type clientConn struct {
 	// dead is set as soon as the connection failed, before its pending
 	// calls are failed, so that their retries never pick it again.
 	dead atomic.Bool
+	// peerS2 and peerChunks are set once the server's hello said it
+	// accepts compressed bodies and continuation frames.
+	peerS2, peerChunks atomic.Bool
+	// parts are the chunked responses being reassembled (reader only);
+	// chunkSem holds a slot per chunked request being written.
+	parts    partials
+	chunkSem chan struct{}
 	// suspect is set when a sibling connection to the same address broke
 	// abruptly, or when this one was dialled since: no new calls go here
 	// until the server answers the ping sent then (probe is its sequence
@@ -62,6 +69,8 @@ func newClientConn(p *connPool, nc net.Conn) *clientConn {
 		w:       wire.NewConnWriter(nc, 2*p.client.opts.keepalive),
 		pending: make(map[uint64]*attempt),
 	}
+	limitUnsent(nc, unsentLimit)
+	cc.chunkSem = make(chan struct{}, maxPartials)
 	cc.fr = frameReader{br: cc.br, maxFrame: p.client.opts.maxFrame, budget: p.client.budget,
 		done: p.client.stop, closed: cc.dead.Load}
 	cc.lastUsed.Store(time.Now().UnixNano())
@@ -79,6 +88,7 @@ func (cc *clientConn) readLoop() {
 		cc.probePing() // dialled while the address was suspect
 	}
 	err := cc.read()
+	cc.parts.releaseAll()
 	if !cc.dead.Load() && !cc.draining.Load() {
 		// The server went away without a word (crash, reset): its other
 		// connections are likely gone too. Route new calls elsewhere until
@@ -109,14 +119,23 @@ func (cc *clientConn) read() error {
 		}
 		switch h.Type {
 		case wire.TypeResponse:
+			// The call of a chunked response stays pending until its last
+			// frame (see continuation).
+			more := h.Codec&wire.FlagMore != 0
 			cc.mu.Lock()
 			a := cc.pending[h.Seq]
-			if a != nil {
+			if a != nil && !more {
 				delete(cc.pending, h.Seq)
 				cc.load.Add(-1)
 			}
 			cc.mu.Unlock()
 			n := h.PayloadLen()
+			if more {
+				if err := cc.parts.start(&cc.fr, &h, a == nil || n > opts.maxFrame); err != nil {
+					return err
+				}
+				continue
+			}
 			if a == nil || n > opts.maxFrame { // nobody waits (timed out, cancelled), or too large
 				if _, err := cc.br.Discard(n); err != nil {
 					if a != nil {
@@ -126,6 +145,12 @@ func (cc *clientConn) read() error {
 				}
 				if a != nil {
 					a.completed(wire.StatusTooLarge, nil, fmt.Appendf(nil, "rpc: reply of %d bytes exceeds the client's frame limit of %d", n, opts.maxFrame))
+				}
+				continue
+			}
+			if h.Codec&wire.CompressMask != 0 {
+				if err := cc.readCompressed(a, &h); err != nil {
+					return err
 				}
 				continue
 			}
@@ -152,13 +177,17 @@ func (cc *clientConn) read() error {
 			if cc.draining.Load() {
 				cc.closeIfIdle()
 			}
+		case wire.TypeContinuation:
+			if err := cc.continuation(&h); err != nil {
+				return err
+			}
 		case wire.TypePing:
 			if _, err := cc.br.Discard(h.PayloadLen()); err != nil {
 				return err
 			}
 			_ = cc.w.WriteControl(wire.TypePong, h.Seq)
 		case wire.TypePong:
-			if _, err := cc.br.Discard(h.PayloadLen()); err != nil {
+			if err := cc.pong(&h); err != nil {
 				return err
 			}
 			if h.Seq != 0 && h.Seq == cc.probe.Load() {

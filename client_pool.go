@@ -189,6 +189,7 @@ func (p *connPool) dial(ctx context.Context) (*clientConn, error) {
 		nc.Close() // the client is closing
 		return nil, ErrShutdown
 	}
+	_ = cc.w.WriteHello(helloFrame) // a failed write fails the reader too
 	p.failures = 0
 	p.nextDial = time.Time{}
 	p.conns = append(p.conns, cc)

@@ -49,6 +49,7 @@ type serverOptions struct {
 	readTimeout     time.Duration
 	idleTimeout     time.Duration
 	maxConns        int
+	compressMin     int // WithCompression; 0: replies are never compressed
 }
 
 func defaultServerOptions() serverOptions {
@@ -86,6 +87,7 @@ type clientOptions struct {
 	ejectFor    time.Duration
 	maxBuffered int64
 	netRPC      bool        // WithNetRPC: speak net/rpc's protocol
+	compressMin int         // WithCompression; 0: requests are never compressed
 	call        callOptions // defaults for every call
 	// interceptors wrap every call, outermost first.
 	interceptors []ClientInterceptor

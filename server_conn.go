@@ -46,6 +46,15 @@ type serverConn struct {
 	// idleDraining is set once a draining frame told the client that this
 	// connection is closed for being idle (the server goes on serving).
 	idleDraining atomic.Bool
+	// peerS2 and peerChunks are set once the client announced (or used)
+	// compressed bodies and continuation frames.
+	peerS2, peerChunks atomic.Bool
+	// parts are the chunked requests being reassembled (reader only);
+	// chunkSem holds a slot per chunked reply being written.
+	parts    partials
+	chunkSem chan struct{}
+	// reassembling is set while parts is not empty, for drained.
+	reassembling atomic.Bool
 	// started is set once the connection is ready to serve (TLS handshake
 	// done).
 	started atomic.Bool
@@ -80,9 +89,11 @@ func newServerConn(s *Server, nc net.Conn) *serverConn {
 		br:       bufio.NewReaderSize(nc, 32<<10),
 		w:        wire.NewConnWriter(nc, serverWriteTimeout),
 		sem:      make(chan struct{}, s.opts.connCalls),
+		chunkSem: make(chan struct{}, maxPartials),
 		calls:    make(map[uint64]*callContext),
 		activeAt: time.Now(),
 	}
+	limitUnsent(nc, unsentLimit)
 	c.fr = frameReader{br: c.br, nc: nc, maxFrame: s.opts.maxFrame, timeout: s.opts.readTimeout,
 		budget: s.budget, done: s.baseCtx.Done(), closed: c.isClosed}
 	return c
@@ -92,6 +103,7 @@ func newServerConn(s *Server, nc net.Conn) *serverConn {
 func (c *serverConn) serve() {
 	defer func() {
 		c.close()
+		c.parts.releaseAll()
 		c.handlers.Wait()
 		c.w.Wait()
 	}()
@@ -116,6 +128,20 @@ func (c *serverConn) serve() {
 					c.readFailed(err)
 					return
 				}
+				if h.Codec&wire.FlagMore != 0 { // answered: skip its continuations
+					if err := c.parts.start(&c.fr, &wire.Header{Seq: h.Seq}, true); err != nil {
+						c.readFailed(err)
+						return
+					}
+				}
+				continue
+			}
+			if h.Codec&wire.FlagMore != 0 {
+				if err := c.parts.start(&c.fr, &h, false); err != nil {
+					c.readFailed(err)
+					return
+				}
+				c.reassembling.Store(true)
 				continue
 			}
 			bp, err := c.fr.payload(h.PayloadLen())
@@ -123,7 +149,19 @@ func (c *serverConn) serve() {
 				c.readFailed(err)
 				return
 			}
+			if h.Codec&wire.CompressMask == wire.CompressS2 {
+				var ok bool
+				if bp, ok = c.inflateRequest(&h, bp); !ok {
+					return
+				} else if bp == nil {
+					continue
+				}
+			}
 			if !c.dispatch(&h, bp) {
+				return
+			}
+		case wire.TypeContinuation:
+			if !c.continuation(&h) {
 				return
 			}
 		case wire.TypeCancel:
@@ -137,10 +175,9 @@ func (c *serverConn) serve() {
 				ctx.cancel(context.Canceled)
 			}
 		case wire.TypePing:
-			if !c.discard(&h) {
+			if !c.hello(&h) {
 				return
 			}
-			_ = c.w.WriteControl(wire.TypePong, h.Seq)
 		case wire.TypePong:
 			if !c.discard(&h) {
 				return
@@ -374,7 +411,16 @@ func (c *serverConn) respond(sc *serverCall, status wire.Status, reply any, name
 		c.writeError(sc.seq, wire.StatusTooLarge, fmt.Sprintf("rpc: %s: reply of %d bytes exceeds the server's frame limit of %d", name, len(out)-wire.HeaderSize, c.srv.opts.maxFrame))
 		return
 	}
-	hdr := wire.Header{Type: wire.TypeResponse, Codec: sc.codecID, Seq: sc.seq, MetaLen: uint32(metaLen), BodyLen: uint32(len(out) - wire.HeaderSize - metaLen)}
+	codecByte := sc.codecID
+	if c.srv.opts.compressMin > 0 && c.peerS2.Load() && compressBody(&out, wire.HeaderSize+metaLen, c.srv.opts.compressMin) {
+		codecByte |= wire.CompressS2
+		*rb = out[:0]
+	}
+	hdr := wire.Header{Type: wire.TypeResponse, Codec: codecByte, Seq: sc.seq, MetaLen: uint32(metaLen), BodyLen: uint32(len(out) - wire.HeaderSize - metaLen)}
+	if needsChunks(int(hdr.BodyLen), c.peerChunks.Load()) {
+		c.writeChunked(out, hdr)
+		return
+	}
 	wire.PutHeader(out, &hdr)
 	_ = c.w.Write(context.Background(), out, false) // a failed write closes the conn; nothing else to do
 }
@@ -470,7 +516,7 @@ func (c *serverConn) drained() bool {
 	// acked first: the requests the client sent before its acknowledgement
 	// were counted in running before acked was set.
 	acked := c.acked.Load()
-	if c.running.Load() > 0 || !c.w.Idle() {
+	if c.running.Load() > 0 || c.reassembling.Load() || !c.w.Idle() {
 		return false
 	}
 	if acked || c.netrpc.Load() != nil {

@@ -168,12 +168,26 @@ func largeSystems() []system {
 			describe: "seedrpc defaults; Large.Echo ([]byte) and Large.Add",
 		},
 		{
+			name: "seedrpc-large-s2",
+			newServer: func(bool) (server, error) {
+				s := rpc.NewServer(rpc.WithCompression(largeCompressMin))
+				if err := s.RegisterName("Large", &LargeService{}); err != nil {
+					return nil, err
+				}
+				return seedServer{s}, nil
+			},
+			describe: "seedrpc with WithCompression(4096) on both sides",
+		},
+		{
 			name:      "rawtcp-large",
 			newServer: func(bool) (server, error) { return newRawLargeServer(), nil },
 			describe:  "length-prefixed echo: read the whole body, then write it back",
 		},
 	}
 }
+
+// largeCompressMin is the compression threshold of seedrpc-large-s2.
+const largeCompressMin = 4096
 
 // LargeService is the service of the large-message modes.
 type LargeService struct{}

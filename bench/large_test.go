@@ -36,7 +36,7 @@ func TestLargeModesSmoke(t *testing.T) {
 
 	t.Run("throughput", func(t *testing.T) {
 		var out, errOut bytes.Buffer
-		cfg := tputConfig{sizes: []int{1 << 20}, kinds: []string{"random"}, conc: []int{1}, duration: 300 * time.Millisecond}
+		cfg := tputConfig{sizes: []int{1 << 20}, kinds: []string{"random"}, conc: []int{1}, duration: time.Second}
 		if err := runThroughput(ctx, cfg, true, &out, &errOut); err != nil {
 			t.Fatalf("runThroughput error = %v; stderr:\n%s", err, errOut.String())
 		}
@@ -55,8 +55,8 @@ func TestLargeModesSmoke(t *testing.T) {
 				t.Errorf("seedrpc result has vs_raw = %v, want > 0", r.VsRaw)
 			}
 		}
-		if !slices.Equal(systems, []string{"raw", "seedrpc"}) {
-			t.Errorf("systems measured = %v, want [raw seedrpc]", systems)
+		if !slices.Equal(systems, []string{"raw", "seedrpc", "seedrpc+s2"}) {
+			t.Errorf("systems measured = %v, want [raw seedrpc seedrpc+s2]", systems)
 		}
 	})
 }

@@ -56,12 +56,12 @@ type tputEchoer func(caller int, body []byte, deadline time.Time) error
 func runThroughput(ctx context.Context, cfg tputConfig, jsonOut bool, stdout, stderr io.Writer) error {
 	if !jsonOut {
 		fmt.Fprintf(stdout, "throughput: echoes of large bodies, %v measured per point\n", cfg.duration)
-		fmt.Fprintf(stdout, "%-8s %-8s %-7s %5s | %-8s %7s %9s %10s %10s %10s | %7s\n",
+		fmt.Fprintf(stdout, "%-8s %-8s %-10s %5s | %-8s %7s %9s %10s %10s %10s | %7s\n",
 			"payload", "size", "system", "conc", "", "calls", "MB/s", "p50", "p99", "CPU ms/MB", "vs raw")
 	}
 	var errs []error
 	raw := map[string]float64{}
-	for _, name := range []string{"rawtcp-large", "seedrpc-large"} {
+	for _, name := range []string{"rawtcp-large", "seedrpc-large", "seedrpc-large-s2"} {
 		err := func() error {
 			ch, err := startChild(ctx, name, false)
 			if err != nil {
@@ -95,7 +95,7 @@ func runThroughput(ctx context.Context, cfg tputConfig, jsonOut bool, stdout, st
 						if r.VsRaw > 0 {
 							vs = fmt.Sprintf("%.2f", r.VsRaw)
 						}
-						fmt.Fprintf(stdout, "%-8s %-8s %-7s %5d | %-8s %7d %9.0f %10s %10s %10.2f | %7s\n",
+						fmt.Fprintf(stdout, "%-8s %-8s %-10s %5d | %-8s %7d %9.0f %10s %10s %10.2f | %7s\n",
 							kind, sizeName(size), r.System, n, "", r.Calls, r.MBps, fmtUs(r.P50us), fmtUs(r.P99us), r.CPUmsPerMB, vs)
 					}
 				}
@@ -213,8 +213,11 @@ func tputPoint(ctx context.Context, ch *child, name string, body []byte, callers
 	mb := float64(n) * float64(len(body)) / 1e6
 	q := lat.quantiles(0.5, 0.99)
 	sys := "raw"
-	if name == "seedrpc-large" {
+	switch name {
+	case "seedrpc-large":
 		sys = "seedrpc"
+	case "seedrpc-large-s2":
+		sys = "seedrpc+s2"
 	}
 	r := tputResult{System: sys, Concurrency: callers, Calls: n, MBps: mb / elapsed.Seconds(), P50us: q[0], P99us: q[1]}
 	if mb > 0 {
@@ -251,7 +254,11 @@ func tputDial(name, addr string, callers int) (tputEchoer, func(), error) {
 		}
 		return func(i int, body []byte, deadline time.Time) error { return conns[i].echo(body, deadline) }, closeAll, nil
 	}
-	cli, err := rpc.Dial("tcp", addr)
+	var opts []rpc.ClientOption
+	if name == "seedrpc-large-s2" {
+		opts = append(opts, rpc.WithCompression(largeCompressMin))
+	}
+	cli, err := rpc.Dial("tcp", addr, opts...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -68,6 +68,8 @@ func (t Type) String() string {
 		return "cancel"
 	case TypeDraining:
 		return "draining"
+	case TypeContinuation:
+		return "continuation"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -163,7 +165,7 @@ func ParseHeader(b []byte, maxFrame int) (Header, error) {
 	h.Seq = binary.BigEndian.Uint64(b[8:16])
 	h.MetaLen = binary.BigEndian.Uint32(b[16:20])
 	h.BodyLen = binary.BigEndian.Uint32(b[20:24])
-	if h.Type < TypeRequest || h.Type > TypeDraining {
+	if h.Type < TypeRequest || h.Type > TypeContinuation {
 		return h, fmt.Errorf("%w: %d", ErrBadType, uint8(h.Type))
 	}
 	if h.MethodLen > MaxMethodLen {

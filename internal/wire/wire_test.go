@@ -77,7 +77,7 @@ func TestParseHeaderErrors(t *testing.T) {
 		{name: "version 0", give: with(func(b []byte) { b[2] = 0 }), wantErr: ErrVersion},
 		{name: "version 2", give: with(func(b []byte) { b[2] = 2 }), wantErr: ErrVersion},
 		{name: "type 0", give: with(func(b []byte) { b[3] = 0 }), wantErr: ErrBadType},
-		{name: "type 8", give: with(func(b []byte) { b[3] = 8 }), wantErr: ErrBadType},
+		{name: "type 9", give: with(func(b []byte) { b[3] = 9 }), wantErr: ErrBadType},
 		{name: "type 255", give: with(func(b []byte) { b[3] = 255 }), wantErr: ErrBadType},
 		{name: "method too long", give: with(func(b []byte) { binary.BigEndian.PutUint16(b[6:], MaxMethodLen+1) }), wantErr: ErrMalformed},
 		{name: "method on response", give: with(func(b []byte) { b[3] = byte(TypeResponse) }), wantErr: ErrMalformed},
@@ -129,7 +129,7 @@ func TestCheckPrefix(t *testing.T) {
 }
 
 func TestTypeString(t *testing.T) {
-	for typ := TypeRequest; typ <= TypeDraining; typ++ {
+	for typ := TypeRequest; typ <= TypeContinuation; typ++ {
 		if s := typ.String(); s == "" || s[0] == 't' && s[:4] == "type" {
 			t.Errorf("Type(%d).String() = %q, want a name", typ, s)
 		}
