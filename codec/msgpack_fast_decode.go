@@ -29,7 +29,7 @@ type fastDecoder struct {
 // the cost is that one short string kept alive keeps its whole chunk.
 const (
 	maxChunkedString = 128
-	maxStringChunk   = 1 << 10
+	maxStringChunk   = 512
 )
 
 // str returns b, bytes of the body, as a string of its own.
