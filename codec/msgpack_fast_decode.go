@@ -16,6 +16,41 @@ type fastDecoder struct {
 	b     []byte
 	off   int
 	depth int // open arrays and maps
+	// strs is the unused tail of the chunk short strings are copied into
+	// (see str).
+	strs []byte
+}
+
+// Short strings of one body share chunks of memory instead of taking an
+// allocation each: a string no longer than maxChunkedString goes into the
+// current chunk, and a new chunk holds at most maxStringChunk bytes (no
+// more than the body has left). A chunk's bytes are never written again
+// once a string refers to them, so the strings are as immutable as any;
+// the cost is that one short string kept alive keeps its whole chunk.
+const (
+	maxChunkedString = 128
+	maxStringChunk   = 512
+)
+
+// str returns b, bytes of the body, as a string of its own.
+func (d *fastDecoder) str(b []byte) string {
+	n := len(b)
+	if n == 0 {
+		return ""
+	}
+	if n > maxChunkedString {
+		return string(b)
+	}
+	if len(d.strs) < n {
+		// The rest of the body (b included) bounds the bytes of the
+		// strings still to come.
+		size := min(len(d.b)-d.off+n, maxStringChunk)
+		d.strs = make([]byte, max(size, n))
+	}
+	copy(d.strs, b)
+	s := unsafe.String(&d.strs[0], n)
+	d.strs = d.strs[n:]
+	return s
 }
 
 // decodeFast decodes the single value in data into the value of type ft
@@ -262,7 +297,7 @@ func (d *fastDecoder) value(ft *fastType, p unsafe.Pointer) bool {
 		if !ok {
 			return false
 		}
-		*(*string)(p) = string(b)
+		*(*string)(p) = d.str(b)
 		return true
 	case fastBytes:
 		return d.bytesValue(c, p)

@@ -566,8 +566,8 @@ func TestFastAllocs(t *testing.T) {
 		want float64
 	}{
 		{"marshal", func() { _, _ = Msgpack{}.AppendMarshal(buf[:0], msg) }, 0},
-		// One per string field and one for the struct.
-		{"unmarshal", func() { _ = Msgpack{}.Unmarshal(data, new(benchmarkMessage)) }, 10},
+		// One for the struct and one chunk for all its short strings.
+		{"unmarshal", func() { _ = Msgpack{}.Unmarshal(data, new(benchmarkMessage)) }, 2},
 	}
 	for _, tt := range tests {
 		if got := testing.AllocsPerRun(100, tt.f); got > tt.want {
@@ -619,5 +619,41 @@ func BenchmarkMsgpackFast(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestFastStringChunks checks that short strings sharing a chunk keep their
+// own contents, across chunk boundaries and next to long strings, and
+// that a later decode does not change the strings of an earlier one.
+func TestFastStringChunks(t *testing.T) {
+	type strs struct {
+		A []string
+		S string
+		L string
+	}
+	var want strs
+	for i := range 100 { // 100 strings of up to 100 bytes: several chunks
+		want.A = append(want.A, strings.Repeat(string(rune('a'+i%26)), i+1))
+	}
+	want.S = "short"
+	want.L = strings.Repeat("long", 100) // past maxChunkedString
+	type single struct{ S1, S2, S3 string }
+	cases := []any{&want, &single{"x", strings.Repeat("y", maxStringChunk), "z"}}
+	for _, in := range cases {
+		data, err := Msgpack{}.AppendMarshal(nil, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := reflect.New(reflect.TypeOf(in).Elem()).Interface()
+		if err := (Msgpack{}).Unmarshal(data, out); err != nil {
+			t.Fatal(err)
+		}
+		again := reflect.New(reflect.TypeOf(in).Elem()).Interface()
+		if err := (Msgpack{}).Unmarshal(data, again); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(out, in) || !reflect.DeepEqual(again, in) {
+			t.Errorf("round trip of %T changed its strings", in)
+		}
 	}
 }
