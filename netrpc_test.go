@@ -737,6 +737,13 @@ func TestErrShutdownBare(t *testing.T) {
 	}
 	defer viaStd.Close()
 	slow := viaStd.Go("Arith.SleepMilli", &Args{A: 60_000}, new(NetReply), nil)
+	// The std server's accept loop tracks the connection on its own
+	// goroutine: drop it only once it is tracked.
+	waitFor(t, "the net/rpc server to track the connection", func() bool {
+		std.mu.Lock()
+		defer std.mu.Unlock()
+		return len(std.conns) > 0
+	})
 	std.dropConns()
 	waitCall(t, slow, defaultTestTimeout)
 	if slow.Error != ErrShutdown {
