@@ -61,7 +61,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	duration := fs.Duration("duration", 3*time.Second, "measured time per system and concurrency")
 	warmup := fs.Duration("warmup", 300*time.Millisecond, "unmeasured warm-up before each measurement")
 	conc := fs.String("concurrency", "1,16,256", "comma-separated numbers of concurrent callers")
-	sysList := fs.String("systems", "all", "comma-separated systems: seedrpc, netrpc-gob, netrpc-msgpack, grpc-msgpack, rawtcp, rawmux; not in all: seedrpc-ic3, seedrpc-typed")
+	sysList := fs.String("systems", "all", "comma-separated systems: seedrpc, netrpc-gob, netrpc-msgpack, grpc-msgpack, rawtcp, rawmux; not in all: seedrpc-ic3, seedrpc-typed, seedrpc-json")
 	conns := fs.Int("conns", 10, "client connections for seedrpc's pool, rawmux, net/rpc and grpc (rawtcp uses one per caller)")
 	rawCodec := fs.Bool("rawcodec", false, "raw systems msgpack-encode/decode the struct on both sides instead of echoing pre-encoded bytes")
 	jsonOut := fs.Bool("json", false, "print one JSON object per result line instead of a table")

@@ -63,6 +63,7 @@ func extraSystems() []system {
 	return []system{
 		seedrpcInterceptedSystem(),
 		seedrpcTypedSystem(),
+		seedrpcJSONSystem(),
 	}
 }
 

@@ -6,8 +6,14 @@ import (
 	"fmt"
 )
 
-// JSON is the encoding/json codec (wire id 2). It is slower than Msgpack
-// and meant for debugging and for peers that only speak JSON.
+// JSON is the encoding/json codec (wire id 2), for debugging and for
+// peers that only speak JSON.
+//
+// Plain structs (and plain values: scalars, strings, slices, maps with
+// string keys, pointers) take a fast path (json_fast.go) that produces the
+// same bytes and the same decoded values, and fails exactly where
+// encoding/json fails, without its reflection; anything it is not sure
+// of, in a type or in a body, goes to encoding/json.
 type JSON struct{}
 
 var _ Codec = JSON{}
@@ -21,6 +27,9 @@ func (JSON) Name() string { return "json" }
 // AppendMarshal appends the JSON encoding of v to dst. On error it returns
 // dst unchanged.
 func (JSON) AppendMarshal(dst []byte, v any) ([]byte, error) {
+	if out, ok := jsonMarshalFast(dst, v); ok {
+		return out, nil
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return dst, fmt.Errorf("codec: json marshal: %w", err)
@@ -32,6 +41,9 @@ func (JSON) AppendMarshal(dst []byte, v any) ([]byte, error) {
 // pointer. Errors caused by data wrap ErrMalformed; a v that is not a
 // non-nil pointer is the caller's bug and does not.
 func (JSON) Unmarshal(data []byte, v any) error {
+	if jsonUnmarshalFast(data, v) {
+		return nil
+	}
 	err := json.Unmarshal(data, v)
 	if err == nil {
 		return nil
