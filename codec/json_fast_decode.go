@@ -34,16 +34,49 @@ func jsonUnmarshalFast(data []byte, v any) bool {
 		return false
 	}
 	p := jsonPlanFor(t.Elem())
-	if p.root == nil || !jsonValid(data) {
+	if p.root == nil {
+		return false
+	}
+	// encoding/json checks the whole body before it writes anything, so
+	// a body with a syntax error leaves the target as it was. The decoder
+	// below succeeds only on valid bodies, but fails part way. A target
+	// that is all zero bytes (a new value, as servers decode arguments
+	// into) is simply zeroed again when it fails: all the decoder wrote
+	// is in its bytes or in memory it allocated itself. Any other target
+	// has the body checked first.
+	zero := jsonZeroBytes(ptr, t.Elem().Size())
+	if !zero && !jsonValid(data) {
 		return false
 	}
 	d := jsonDecoder{b: data}
 	d.space()
-	if !d.value(p.root, ptr) {
-		return false
+	if d.value(p.root, ptr) {
+		d.space()
+		if d.off == len(d.b) {
+			return true
+		}
 	}
-	d.space()
-	return d.off == len(d.b)
+	if zero {
+		reflect.NewAt(t.Elem(), ptr).Elem().SetZero()
+	}
+	return false
+}
+
+// jsonZeroBytes reports whether the n bytes at p are all zero.
+func jsonZeroBytes(p unsafe.Pointer, n uintptr) bool {
+	b := unsafe.Slice((*byte)(p), n)
+	for len(b) >= 8 {
+		if binary.NativeEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 //------------------------------------------------------------------------------
@@ -59,19 +92,25 @@ const maxJSONValidDepth = 256
 // maxJSONValidDepth deep. It never reports true for a body encoding/json
 // refuses.
 func jsonValid(data []byte) bool {
+	end, ok := jsonValidValue(data, jsonSkipSpace(data, 0))
+	return ok && jsonSkipSpace(data, end) == len(data)
+}
+
+// jsonValidValue checks the value that starts at data[i] as jsonValid
+// does and returns the offset after it.
+func jsonValidValue(data []byte, i int) (int, bool) {
 	// stack holds a bit per open container: 1 for an object.
 	var stack [maxJSONValidDepth / 64]uint64
 	depth := 0
-	i := jsonSkipSpace(data, 0)
 	for {
 		// A value.
 		if i >= len(data) {
-			return false
+			return i, false
 		}
 		switch c := data[i]; c {
 		case '{', '[':
 			if depth == maxJSONValidDepth {
-				return false
+				return i, false
 			}
 			w, bit := depth/64, uint64(1)<<(depth%64)
 			depth++
@@ -86,11 +125,11 @@ func jsonValid(data []byte) bool {
 				// The first key.
 				var ok bool
 				if i, ok = jsonValidString(data, i); !ok {
-					return false
+					return i, false
 				}
 				i = jsonSkipSpace(data, i)
 				if i >= len(data) || data[i] != ':' {
-					return false
+					return i, false
 				}
 				i = jsonSkipSpace(data, i+1)
 				continue
@@ -105,37 +144,37 @@ func jsonValid(data []byte) bool {
 		case '"':
 			var ok bool
 			if i, ok = jsonValidString(data, i); !ok {
-				return false
+				return i, false
 			}
 		case 't':
 			if len(data)-i < 4 || string(data[i:i+4]) != "true" {
-				return false
+				return i, false
 			}
 			i += 4
 		case 'f':
 			if len(data)-i < 5 || string(data[i:i+5]) != "false" {
-				return false
+				return i, false
 			}
 			i += 5
 		case 'n':
 			if len(data)-i < 4 || string(data[i:i+4]) != "null" {
-				return false
+				return i, false
 			}
 			i += 4
 		default:
 			var ok bool
 			if i, ok = jsonValidNumber(data, i); !ok {
-				return false
+				return i, false
 			}
 		}
 		// After a value: close containers, or find the next value.
 		for {
-			i = jsonSkipSpace(data, i)
 			if depth == 0 {
-				return i == len(data)
+				return i, true
 			}
+			i = jsonSkipSpace(data, i)
 			if i >= len(data) {
-				return false
+				return i, false
 			}
 			inObject := stack[(depth-1)/64]&(uint64(1)<<((depth-1)%64)) != 0
 			c := data[i]
@@ -144,11 +183,11 @@ func jsonValid(data []byte) bool {
 				if inObject {
 					var ok bool
 					if i, ok = jsonValidString(data, i); !ok {
-						return false
+						return i, false
 					}
 					i = jsonSkipSpace(data, i)
 					if i >= len(data) || data[i] != ':' {
-						return false
+						return i, false
 					}
 					i = jsonSkipSpace(data, i+1)
 				}
@@ -159,7 +198,7 @@ func jsonValid(data []byte) bool {
 				i++
 				continue
 			}
-			return false
+			return i, false
 		}
 	}
 }
@@ -297,7 +336,9 @@ func jsonDigits(data []byte, i int) int {
 //------------------------------------------------------------------------------
 // Decoding a valid body.
 
-// jsonDecoder reads one valid body.
+// jsonDecoder reads one body. It may read a body that was not checked
+// first, so it never reports success on one that is not valid JSON; it
+// may report failure part way through it.
 type jsonDecoder struct {
 	b   []byte
 	off int
@@ -328,19 +369,16 @@ func (d *jsonDecoder) str(b []byte) string {
 	return s
 }
 
-// literal returns the number, true, false or null at the offset and moves
-// past it.
-func (d *jsonDecoder) literal() []byte {
+// number returns the number at the offset and moves past it, or reports
+// false if there is no valid number there.
+func (d *jsonDecoder) number() ([]byte, bool) {
 	start := d.off
-	for d.off < len(d.b) {
-		switch c := d.b[d.off]; {
-		case '0' <= c && c <= '9', 'a' <= c && c <= 'z', c == '-', c == '+', c == '.', c == 'E':
-			d.off++
-			continue
-		}
-		break
+	end, ok := jsonValidNumber(d.b, start)
+	if !ok {
+		return nil, false
 	}
-	return d.b[start:d.off]
+	d.off = end
+	return d.b[start:end], true
 }
 
 // stringBytes reads the string at the offset (a quote) and returns its
@@ -470,51 +508,41 @@ func jsonHex4(s []byte) rune {
 	return r
 }
 
-// skip moves past the value at the offset, which is valid.
+// skip moves past the value at the offset, checking it.
 func (d *jsonDecoder) skip() bool {
-	if d.off >= len(d.b) {
-		return false
-	}
-	switch d.b[d.off] {
-	case '"':
-		end, ok := jsonValidString(d.b, d.off)
-		d.off = end
-		return ok
-	case '{', '[':
-		depth := 0
-		for d.off < len(d.b) {
-			switch d.b[d.off] {
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					d.off++
-					return true
-				}
-			case '"':
-				end, ok := jsonValidString(d.b, d.off)
-				if !ok {
-					return false
-				}
-				d.off = end
-				continue
-			}
-			d.off++
-		}
-		return false
-	}
-	return len(d.literal()) > 0
+	end, ok := jsonValidValue(d.b, d.off)
+	d.off = end
+	return ok
 }
 
 // isNull reports whether the value at the offset is null, and moves past
 // it if so.
 func (d *jsonDecoder) isNull() bool {
-	if d.off < len(d.b) && d.b[d.off] == 'n' {
-		d.off += 4 // the body is valid: "null"
+	if len(d.b)-d.off >= 4 && string(d.b[d.off:d.off+4]) == "null" {
+		d.off += 4
 		return true
 	}
 	return false
+}
+
+// word moves past w if it is at the offset.
+func (d *jsonDecoder) word(w string) bool {
+	if len(d.b)-d.off >= len(w) && string(d.b[d.off:d.off+len(w)]) == w {
+		d.off += len(w)
+		return true
+	}
+	return false
+}
+
+// colon moves past a colon and the white space around it.
+func (d *jsonDecoder) colon() bool {
+	d.space()
+	if d.off >= len(d.b) || d.b[d.off] != ':' {
+		return false
+	}
+	d.off++
+	d.space()
+	return true
 }
 
 // value decodes the value at the offset into the value of type ft at p
@@ -526,15 +554,12 @@ func (d *jsonDecoder) value(ft *jsonType, p unsafe.Pointer) bool {
 	c := d.b[d.off]
 	switch ft.kind {
 	case jsonBool:
-		switch c {
-		case 't':
+		switch {
+		case d.word("true"):
 			*(*bool)(p) = true
-			d.off += 4
-		case 'f':
+		case d.word("false"):
 			*(*bool)(p) = false
-			d.off += 5
-		case 'n': // null leaves a scalar alone
-			d.off += 4
+		case d.isNull(): // null leaves a scalar alone
 		default:
 			return false
 		}
@@ -546,7 +571,11 @@ func (d *jsonDecoder) value(ft *jsonType, p unsafe.Pointer) bool {
 		if c != '-' && (c < '0' || c > '9') {
 			return false
 		}
-		n, ok := jsonParseInt(d.literal())
+		lit, ok := d.number()
+		if !ok {
+			return false
+		}
+		n, ok := jsonParseInt(lit)
 		if !ok || !storeJSONInt(ft.kind, p, n) {
 			return false
 		}
@@ -558,7 +587,11 @@ func (d *jsonDecoder) value(ft *jsonType, p unsafe.Pointer) bool {
 		if c < '0' || c > '9' {
 			return false
 		}
-		n, ok := jsonParseUint(d.literal())
+		lit, ok := d.number()
+		if !ok {
+			return false
+		}
+		n, ok := jsonParseUint(lit)
 		if !ok || !storeJSONUint(ft.kind, p, n) {
 			return false
 		}
@@ -570,7 +603,10 @@ func (d *jsonDecoder) value(ft *jsonType, p unsafe.Pointer) bool {
 		if c != '-' && (c < '0' || c > '9') {
 			return false
 		}
-		lit := d.literal()
+		lit, ok := d.number()
+		if !ok {
+			return false
+		}
 		bits := 64
 		if ft.kind == jsonFloat32 {
 			bits = 32
@@ -830,9 +866,9 @@ func (d *jsonDecoder) mapValue(ft *jsonType, p unsafe.Pointer) bool {
 		if !ok {
 			return false
 		}
-		d.space()
-		d.off++ // ':'
-		d.space()
+		if !d.colon() {
+			return false
+		}
 		elem.SetZero()
 		if !d.value(ft.elem, ep) {
 			return false
@@ -885,9 +921,9 @@ func (d *jsonDecoder) structValue(ft *jsonType, p unsafe.Pointer) bool {
 			}
 			i = ft.lookup(key)
 		}
-		d.space()
-		d.off++ // ':'
-		d.space()
+		if !d.colon() {
+			return false
+		}
 		if i < 0 {
 			if !d.skip() {
 				return false

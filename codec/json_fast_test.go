@@ -334,6 +334,15 @@ func jsonBodies() []string {
 		`.5`, `1e`, `+1`, `nul`, `tru`, `"\x"`, `"\u12"`, "\"a\x01\"", `{"X":1 "Y":2}`, `{X:1}`,
 		"\xef\xbb\xbf{}", `{"Field1":"ok","Field9":`, `{"Field1":"ok"` + strings.Repeat(" ", 3),
 		`{"X":1}` + "\n\t\r ", `[1] [2]`, `{"X":1,"X":"bad"}`,
+		// Syntax errors after values the fast path may have stored.
+		`{"X":1,"u":[1,],"Y":"a"}`, `{"X":1,"Y":"a",}`, `{"X":1,"Y":"a"`, `{"X":1,"Y":"a"}}`,
+		`{"X":01}`, `{"X":-}`, `{"X":1,"Z":[1.5,.5]}`, `{"Z":[-inf]}`, `{"Z":[NaN]}`, `{"Z":[0x10]}`,
+		`{"X":1,"Y":tru}`, `{"I":nul}`, `{"i":true,"I":falsey}`, `{"X":1 "Y":"a"}`, `{"X"=1}`,
+		`{"Field1":"a","Field5":[1,2,]}`, `{"Field1":"a","Field80":t}`, `{"Field1":"a","Field2":1e}`,
+		`{"Field1":"a","Field22":1.}`, `{"Field1":"a","Field9":"b\q"}`, "{\"Field1\":\"a\",\"Field9\":\"\x01\"}",
+		`{"Field1":"a","unknown":{"a":1,}}`, `{"Field1":"a","unknown":{"a"}}`, `{"Field1":"a","unknown":[1 2]}`,
+		`{"Map":{"a":{"X":1}},"Map":{"b"}}`, `{"Slice":[{"X":1}],"Slice":[{"X":2},]}`,
+		`{"Ptr":{"X":1},"Ptr":{"X":2,}}`, `{"Bytes":"AQID","H":{"a":1,"b":}}`,
 	}
 	// Deep nesting, beyond what the fast path's check takes.
 	deep := strings.Repeat("[", 300) + strings.Repeat("]", 300)
