@@ -397,25 +397,25 @@ func appendJSON(dst []byte, ft *jsonType, p unsafe.Pointer) ([]byte, bool) {
 		}
 		return append(dst, "false"...), true
 	case jsonInt:
-		return strconv.AppendInt(dst, int64(*(*int)(p)), 10), true
+		return appendJSONInt(dst, int64(*(*int)(p))), true
 	case jsonInt8:
-		return strconv.AppendInt(dst, int64(*(*int8)(p)), 10), true
+		return appendJSONInt(dst, int64(*(*int8)(p))), true
 	case jsonInt16:
-		return strconv.AppendInt(dst, int64(*(*int16)(p)), 10), true
+		return appendJSONInt(dst, int64(*(*int16)(p))), true
 	case jsonInt32:
-		return strconv.AppendInt(dst, int64(*(*int32)(p)), 10), true
+		return appendJSONInt(dst, int64(*(*int32)(p))), true
 	case jsonInt64:
-		return strconv.AppendInt(dst, *(*int64)(p), 10), true
+		return appendJSONInt(dst, *(*int64)(p)), true
 	case jsonUint:
-		return strconv.AppendUint(dst, uint64(*(*uint)(p)), 10), true
+		return appendJSONUint(dst, uint64(*(*uint)(p))), true
 	case jsonUint8:
-		return strconv.AppendUint(dst, uint64(*(*uint8)(p)), 10), true
+		return appendJSONUint(dst, uint64(*(*uint8)(p))), true
 	case jsonUint16:
-		return strconv.AppendUint(dst, uint64(*(*uint16)(p)), 10), true
+		return appendJSONUint(dst, uint64(*(*uint16)(p))), true
 	case jsonUint32:
-		return strconv.AppendUint(dst, uint64(*(*uint32)(p)), 10), true
+		return appendJSONUint(dst, uint64(*(*uint32)(p))), true
 	case jsonUint64:
-		return strconv.AppendUint(dst, *(*uint64)(p), 10), true
+		return appendJSONUint(dst, *(*uint64)(p)), true
 	case jsonFloat32:
 		return appendJSONFloat(dst, float64(*(*float32)(p)), 32)
 	case jsonFloat64:
@@ -514,6 +514,42 @@ func appendJSONMap(dst []byte, ft *jsonType, p unsafe.Pointer) ([]byte, bool) {
 		}
 	}
 	return append(dst, '}'), true
+}
+
+// jsonDigitPairs holds "00" to "99".
+const jsonDigitPairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
+// appendJSONUint appends n in decimal, as strconv.AppendUint(dst, n, 10).
+func appendJSONUint(dst []byte, n uint64) []byte {
+	if n < 10 {
+		return append(dst, byte('0'+n))
+	}
+	var buf [20]byte
+	i := len(buf)
+	for n >= 100 {
+		r := n % 100
+		n /= 100
+		i -= 2
+		buf[i], buf[i+1] = jsonDigitPairs[2*r], jsonDigitPairs[2*r+1]
+	}
+	if n >= 10 {
+		i -= 2
+		buf[i], buf[i+1] = jsonDigitPairs[2*n], jsonDigitPairs[2*n+1]
+	} else {
+		i--
+		buf[i] = byte('0' + n)
+	}
+	return append(dst, buf[i:]...)
+}
+
+// appendJSONInt appends n in decimal, as strconv.AppendInt(dst, n, 10).
+func appendJSONInt(dst []byte, n int64) []byte {
+	if n < 0 {
+		return appendJSONUint(append(dst, '-'), uint64(-n)) // -MinInt64 is 1<<63 as a uint64
+	}
+	return appendJSONUint(dst, uint64(n))
 }
 
 // jsonEmpty is encode.go isEmptyValue for the eligible kinds.
@@ -621,16 +657,16 @@ func appendJSONString(dst []byte, s string) []byte {
 			start = i
 			continue
 		}
-		// The common multi-byte runes, checked by hand: a two-byte rune,
-		// and a three-byte rune that is neither a surrogate nor led by
-		// 0xE2 (where U+2028 and U+2029 are) nor overlong (0xE0).
-		if i+1 < len(s) && b >= 0xC2 && b <= 0xDF && s[i+1]&0xC0 == 0x80 {
-			i += 2
-			continue
-		}
+		// The common multi-byte runes, checked by hand: a three-byte rune
+		// that is neither a surrogate nor led by 0xE2 (where U+2028 and
+		// U+2029 are) nor overlong (0xE0), and a two-byte rune.
 		if i+2 < len(s) && (b >= 0xE3 && b <= 0xEC || b == 0xEE || b == 0xEF || b == 0xE1) &&
 			s[i+1]&0xC0 == 0x80 && s[i+2]&0xC0 == 0x80 {
 			i += 3
+			continue
+		}
+		if i+1 < len(s) && b >= 0xC2 && b <= 0xDF && s[i+1]&0xC0 == 0x80 {
+			i += 2
 			continue
 		}
 		c, size := utf8.DecodeRuneInString(s[i:])

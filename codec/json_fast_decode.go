@@ -287,6 +287,18 @@ func jsonPlainRun(data []byte, i int) int {
 	return i
 }
 
+// jsonPlainASCII8 reports whether the eight bytes of x are all ASCII and
+// none is a quote, a backslash or a control byte.
+func jsonPlainASCII8(x uint64) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	q := x ^ (ones * '"')
+	s := x ^ (ones * '\\')
+	return (x|((x-ones*0x20)|(q-ones)|(s-ones))&^x)&highs == 0
+}
+
 // jsonValidNumber checks the number starting at data[i] and returns the
 // offset after it: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 func jsonValidNumber(data []byte, i int) (int, bool) {
@@ -404,6 +416,10 @@ func (d *jsonDecoder) stringBytes() ([]byte, bool) {
 				break
 			}
 			i++
+			// Runs of plain ASCII, eight bytes at a time.
+			for len(b)-i >= 8 && jsonPlainASCII8(binary.LittleEndian.Uint64(b[i:])) {
+				i += 8
+			}
 			continue
 		}
 		// Three-byte runes that are valid whatever their continuation
@@ -571,15 +587,20 @@ func (d *jsonDecoder) value(ft *jsonType, p unsafe.Pointer) bool {
 		if c != '-' && (c < '0' || c > '9') {
 			return false
 		}
-		lit, ok := d.number()
+		neg, u, ok := d.integer()
 		if !ok {
 			return false
 		}
-		n, ok := jsonParseInt(lit)
-		if !ok || !storeJSONInt(ft.kind, p, n) {
+		var n int64
+		switch {
+		case neg && u <= 1<<63:
+			n = -int64(u)
+		case !neg && u <= math.MaxInt64:
+			n = int64(u)
+		default:
 			return false
 		}
-		return true
+		return storeJSONInt(ft.kind, p, n)
 	case jsonUint, jsonUint8, jsonUint16, jsonUint32, jsonUint64:
 		if d.isNull() {
 			return true
@@ -587,15 +608,11 @@ func (d *jsonDecoder) value(ft *jsonType, p unsafe.Pointer) bool {
 		if c < '0' || c > '9' {
 			return false
 		}
-		lit, ok := d.number()
+		_, n, ok := d.integer() // c is a digit: not negative
 		if !ok {
 			return false
 		}
-		n, ok := jsonParseUint(lit)
-		if !ok || !storeJSONUint(ft.kind, p, n) {
-			return false
-		}
-		return true
+		return storeJSONUint(ft.kind, p, n)
 	case jsonFloat32, jsonFloat64:
 		if d.isNull() {
 			return true
@@ -697,47 +714,41 @@ func (d *jsonDecoder) value(ft *jsonType, p unsafe.Pointer) bool {
 	return false
 }
 
-// jsonParseInt is strconv.ParseInt(s, 10, 64) for an integer literal;
-// it reports false for anything else (a fraction, an exponent, overflow).
-func jsonParseInt(s []byte) (int64, bool) {
-	neg := len(s) > 0 && s[0] == '-'
-	if neg {
-		s = s[1:]
+// integer reads an integer: a JSON number without a fraction or an
+// exponent (encoding/json refuses those for integer kinds), whose
+// magnitude fits in a uint64. It reports false, without moving, for
+// anything else.
+func (d *jsonDecoder) integer() (neg bool, n uint64, ok bool) {
+	b, i := d.b, d.off
+	if i < len(b) && b[i] == '-' {
+		neg = true
+		i++
 	}
-	u, ok := jsonParseUint(s)
-	if !ok {
-		return 0, false
+	if i >= len(b) {
+		return false, 0, false
 	}
-	if neg {
-		if u > 1<<63 {
-			return 0, false
+	switch c := b[i]; {
+	case c == '0':
+		i++
+	case '1' <= c && c <= '9':
+		n = uint64(c - '0')
+		i++
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			digit := uint64(b[i] - '0')
+			if n > (math.MaxUint64-digit)/10 {
+				return false, 0, false
+			}
+			n = n*10 + digit
+			i++
 		}
-		return -int64(u), true
+	default:
+		return false, 0, false
 	}
-	if u > math.MaxInt64 {
-		return 0, false
+	if i < len(b) && (b[i] == '.' || b[i] == 'e' || b[i] == 'E') {
+		return false, 0, false
 	}
-	return int64(u), true
-}
-
-// jsonParseUint is strconv.ParseUint(s, 10, 64) for digits; it reports
-// false for anything else.
-func jsonParseUint(s []byte) (uint64, bool) {
-	if len(s) == 0 || len(s) > 20 {
-		return 0, false
-	}
-	var n uint64
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if n > (math.MaxUint64-d)/10 {
-			return 0, false
-		}
-		n = n*10 + d
-	}
-	return n, true
+	d.off = i
+	return neg, n, true
 }
 
 // storeJSONInt stores n at p if it fits the kind k.
