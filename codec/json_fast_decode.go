@@ -360,7 +360,12 @@ type jsonDecoder struct {
 }
 
 // space skips white space.
-func (d *jsonDecoder) space() { d.off = jsonSkipSpace(d.b, d.off) }
+func (d *jsonDecoder) space() {
+	if d.off < len(d.b) && d.b[d.off] > ' ' {
+		return
+	}
+	d.off = jsonSkipSpace(d.b, d.off)
+}
 
 // str returns b as a string of its own, short ones sharing chunks.
 func (d *jsonDecoder) str(b []byte) string {
@@ -581,11 +586,8 @@ func (d *jsonDecoder) value(ft *jsonType, p unsafe.Pointer) bool {
 		}
 		return true
 	case jsonInt, jsonInt8, jsonInt16, jsonInt32, jsonInt64:
-		if d.isNull() {
-			return true
-		}
 		if c != '-' && (c < '0' || c > '9') {
-			return false
+			return d.isNull()
 		}
 		neg, u, ok := d.integer()
 		if !ok {
@@ -602,11 +604,8 @@ func (d *jsonDecoder) value(ft *jsonType, p unsafe.Pointer) bool {
 		}
 		return storeJSONInt(ft.kind, p, n)
 	case jsonUint, jsonUint8, jsonUint16, jsonUint32, jsonUint64:
-		if d.isNull() {
-			return true
-		}
 		if c < '0' || c > '9' {
-			return false
+			return d.isNull()
 		}
 		_, n, ok := d.integer() // c is a digit: not negative
 		if !ok {
@@ -642,11 +641,8 @@ func (d *jsonDecoder) value(ft *jsonType, p unsafe.Pointer) bool {
 		}
 		return true
 	case jsonString:
-		if d.isNull() {
-			return true
-		}
 		if c != '"' {
-			return false
+			return d.isNull()
 		}
 		s, ok := d.stringBytes()
 		if !ok {
