@@ -7,7 +7,8 @@
 //	1   "msgpack"  Msgpack (the default): vmihailenco/msgpack/v5, structs as
 //	               maps of field names, so peers in other languages can read
 //	               the body and fields can be added or removed between versions
-//	2   "json"     JSON: encoding/json
+//	2   "json"     JSON: encoding/json's bytes and semantics, with a fast
+//	               path for plain structs (json_fast.go)
 //
 // Codecs are stateless values, safe for concurrent use. Encoders append to
 // a caller-owned buffer (AppendMarshal), so a frame can be built in one
@@ -18,8 +19,11 @@
 // fast path for plain structs checks every length against the bytes that
 // remain as it reads, and everything else is validated in one pass before
 // vmihailenco/msgpack sees it; nesting is capped either way, so a 5-byte
-// body cannot ask for gigabytes. Every decoding failure wraps ErrMalformed,
-// which the server answers with a bad-request error.
+// body cannot ask for gigabytes. JSON declares no lengths: what its fast
+// path allocates grows with the body, and it nests only as deep as the
+// target type (values it skips are checked without recursion, at most 256
+// deep; deeper ones go to encoding/json). Every decoding failure wraps
+// ErrMalformed, which the server answers with a bad-request error.
 package codec
 
 import "errors"
