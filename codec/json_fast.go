@@ -39,20 +39,23 @@ import (
 //     a field tagged with the string or omitzero options.
 //   - Encoding: a float that is NaN or infinite (an error in
 //     encoding/json) hands the whole value to encoding/json.
-//   - Bodies: a body is first checked to be valid JSON, conservatively (a
-//     body the check refuses goes to encoding/json, which reports the
-//     syntax error without touching the target, as it always does). The
-//     decoder then takes exactly what encoding/json takes without an
-//     error: for each kind the JSON values it converts (and null, which
-//     leaves a scalar or struct alone and sets a pointer, slice or map to
-//     nil), keys matched exactly and then case-insensitively as
-//     encoding/json folds them, unknown keys skipped, duplicate keys (last
-//     wins), slices filled in place in their old array. Anything else, such
-//     as a string into an integer field or a number out of range, stops
-//     it, and the body is decoded again from the start by encoding/json.
-//     Decoding again is sound because encoding/json writes every value the
-//     body carries, in the same order and in the same way, and the fast
-//     path wrote nothing else.
+//   - Bodies: a body with a syntax error leaves the target as it was, as
+//     in encoding/json (which checks the whole body before it writes): the
+//     decoder succeeds only on valid JSON, a target that is all zero bytes
+//     is zeroed again when it fails, and any other target has the body
+//     checked first (conservatively: a body the check refuses goes to
+//     encoding/json, which reports the error). The decoder takes exactly
+//     what encoding/json takes without an error: for each kind the JSON
+//     values it converts (and null, which leaves a scalar or struct alone
+//     and sets a pointer, slice or map to nil), keys matched exactly and
+//     then case-insensitively as encoding/json folds them, unknown keys
+//     skipped, duplicate keys (last wins), slices filled in place in their
+//     old array, maps merged. Anything else, such as a string into an
+//     integer field or a number out of range, stops it, and the body is
+//     decoded again from the start by encoding/json. Decoding again is
+//     sound because encoding/json writes every value the body carries, in
+//     the same order and in the same way, and the fast path wrote nothing
+//     else (or, for a zero target, was undone).
 
 // jsonKind is the kind of value a jsonType encodes.
 type jsonKind uint8
@@ -622,6 +625,24 @@ var jsonSafe = func() (t [utf8.RuneSelf]bool) {
 
 const jsonHex = "0123456789abcdef"
 
+// jsonHTMLSafe8 reports whether the first eight bytes of s are all in
+// jsonSafe.
+func jsonHTMLSafe8(s string) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	// A byte below 0x20 or equal to one of the five sets its high bit in
+	// t (and may set those of the bytes above it).
+	t := x - ones*0x20
+	for _, c := range [...]uint64{'"', '\\', '<', '>', '&'} {
+		t |= (x ^ (ones * c)) - ones
+	}
+	return (x|t&^x)&highs == 0
+}
+
 // appendJSONString is encode.go appendString with HTML escaping: quotes,
 // backslashes and control bytes escaped (short forms for \b \f \n \r \t),
 // '<', '>' and '&' as \u00XX, every invalid UTF-8 byte as \ufffd, and
@@ -634,6 +655,10 @@ func appendJSONString(dst []byte, s string) []byte {
 		if b < utf8.RuneSelf {
 			if jsonSafe[b] {
 				i++
+				// Runs of safe ASCII, eight bytes at a time.
+				for len(s)-i >= 8 && jsonHTMLSafe8(s[i:]) {
+					i += 8
+				}
 				continue
 			}
 			dst = append(dst, s[start:i]...)

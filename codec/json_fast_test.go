@@ -179,6 +179,10 @@ func jsonTrickyStrings() []string {
 		"\xff\xfe invalid", "a\u2028b\u2029c", "\u2027\u202a", "\xed\xa0\x80 surrogate",
 		"\xe0\x80\x80 overlong", "\xe0\xa0\x80", "\xf0\x9f\x98\x80 emoji", "cut \xe4\xb8", "\xc2",
 		"\xc3\xa9t\xc3\xa9", "\xf4\x90\x80\x80 too big", "\uFFFD", "é\x80",
+		// Long ASCII runs with a byte to escape at every offset of an
+		// eight-byte word.
+		"abcdefghabcdefgh<abcdefgh>abcdefg&abcdefgh\"abcdefgh\\abcdefgh\x1fabcdefgh\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f!",
+		"0123456701234567012345670123456\n01234567é01234567\u2028",
 	}
 }
 
