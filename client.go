@@ -46,6 +46,10 @@ type Client struct {
 	now  func() time.Time
 	dial func(ctx context.Context, addr string) (net.Conn, error)
 
+	// bulkMin is the smallest request body that goes on a bulk connection
+	// (client_bulk.go); tests change it.
+	bulkMin uint32
+
 	// chain runs the interceptors around a call; nil without interceptors.
 	chain Invoker
 	// codec, when set, is the client's one connection, through a net/rpc
@@ -115,6 +119,7 @@ func newClient(network, addr string, opts []ClientOption) (*Client, error) {
 		static:  addr,
 		stop:    make(chan struct{}),
 		budget:  newMemBudget(o.maxBuffered),
+		bulkMin: bulkMin,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.now = time.Now
@@ -416,6 +421,9 @@ func (c *Client) send(ctx context.Context, st *callState, a *attempt, cc *client
 		return err
 	}
 	defer putBuf(bp)
+	if hdr.BodyLen >= c.bulkMin && !cc.pool.isBulk {
+		cc = cc.pool.bulkConn(ctx, st.deadline, cc) // client_bulk.go
+	}
 	cc.lastUsed.Store(a.start.UnixNano())
 	if st.oneway {
 		return c.writeOneway(ctx, st, a, cc, *bp, &hdr)

@@ -125,6 +125,9 @@ func (cc *clientConn) writeChunked(ctx context.Context, deadline time.Time, fram
 // pong reads a pong; the server's answer to the client's hello lists the
 // features it understands.
 func (cc *clientConn) pong(h *wire.Header) error {
+	if h.Seq == 0 {
+		defer cc.helloDone() // the first pong of seq 0 answers the hello
+	}
 	n := h.PayloadLen()
 	if n == 0 || n > maxHello || h.Seq != 0 {
 		return cc.fr.skip(n)
