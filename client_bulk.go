@@ -20,6 +20,15 @@ import (
 // call, or with the client. Its replies come back on it, so an echo of a
 // large body does not touch the pooled connections at all.
 //
+// Large replies: a method that once answered with a reply of at least
+// bulkMin bytes (a download: small request, large reply) has its later
+// requests sent on the bulk connection too, since a reply comes back on the
+// connection its request went out on. The client learns this per method
+// and never forgets it; a method whose replies are sometimes small has
+// those wait behind the large transfers on the bulk connection, not the
+// calls of other methods on the pooled ones. Until the first large reply of
+// any method, the check costs one atomic load per call.
+//
 // When no bulk connection can be had (its dial failed or is backing off,
 // the server did not answer its hello in time), the request goes on the
 // pooled connection, as before: a large call never fails for want of an
@@ -107,6 +116,21 @@ func (p *connPool) bulkConn(ctx context.Context, deadline time.Time, shared *cli
 // errBulkRefused is why a bulk connection is backing off after the server
 // closed the last one before answering its hello.
 var errBulkRefused = errors.New("bulk connection closed by the server before it answered")
+
+// noteLargeReply records that method answered with a large reply: its
+// later requests go on the bulk connection.
+func (c *Client) noteLargeReply(method string) {
+	if _, ok := c.largeReplies.Load(method); !ok {
+		c.largeReplies.Store(method, struct{}{})
+		c.anyLargeReply.Store(true)
+	}
+}
+
+// repliesLarge reports whether method once answered with a large reply.
+func (c *Client) repliesLarge(method string) bool {
+	_, ok := c.largeReplies.Load(method)
+	return ok
+}
 
 // idleAfter is how long a connection of p may go without a call before
 // the health check closes it.

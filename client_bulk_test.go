@@ -146,6 +146,9 @@ func bulkPair(t *testing.T, copts ...ClientOption) (*Client, *stallProxy) {
 	if err := srv.Register(&Calc{started: make(chan struct{}, 1)}); err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.Register(new(Blob)); err != nil {
+		t.Fatal(err)
+	}
 	p := newStallProxy(t, startServer(t, srv))
 	cli, err := Dial("tcp", p.addr(), append([]ClientOption{WithPoolSize(1)}, copts...)...)
 	if err != nil {
@@ -391,5 +394,57 @@ func TestBulkRefusedAtAccept(t *testing.T) {
 	cli.staticPool.mu.Unlock()
 	if suspect {
 		t.Error("the pool is suspect after its bulk connection was refused")
+	}
+}
+
+// Blob answers small requests with large replies.
+type Blob struct{}
+
+// Get returns n bytes.
+func (*Blob) Get(n int, reply *[]byte) error {
+	*reply = incompressible(n)
+	return nil
+}
+
+// TestBulkLearnsLargeReplies: a method that answered with a large reply
+// (on the pooled connection: its request was small) has its later requests
+// sent on the bulk connection, so that a small call of another method
+// completes while such a download is stalled. Without the learning, the
+// download goes on the one pooled connection and no second connection is
+// seen.
+func TestBulkLearnsLargeReplies(t *testing.T) {
+	cli, p := bulkPair(t)
+	var out []byte
+	if err := cli.Call("Blob.Get", 2<<20, &out, WithTimeout(time.Minute)); err != nil || len(out) != 2<<20 {
+		t.Fatalf("Blob.Get(2 MiB) = %d bytes, %v", len(out), err)
+	}
+	if got := p.accepted.Load(); got != 1 {
+		t.Fatalf("connections after the first download = %d, want 1 (nothing said its reply would be large)", got)
+	}
+	if err := cli.Call("Blob.Get", 100, &out, WithTimeout(time.Minute)); err != nil || len(out) != 100 {
+		t.Fatalf("Blob.Get(100) = %d bytes, %v", len(out), err)
+	}
+	if got := p.accepted.Load(); got != 2 {
+		t.Fatalf("connections after a download of a method known for large replies = %d, want 2", got)
+	}
+	p.link(1).stalled.Store(true)
+	var big []byte
+	dl := goCall(cli, "Blob.Get", 4<<20, &big)
+	waitFor(t, "the download to be under way", func() bool { return bulkLoad(cli) == 1 })
+	for i := range 3 {
+		var r int
+		if err := cli.Call("Calc.Add", Args{i, 1}, &r, WithTimeout(10*time.Second)); err != nil || r != i+1 {
+			t.Fatalf("small call %d while a download is stalled = %d, %v", i, r, err)
+		}
+	}
+	select {
+	case <-dl.Done:
+		t.Fatalf("the stalled download finished (%v) before its connection was released", dl.Error)
+	default:
+	}
+	p.link(1).stalled.Store(false)
+	waitCall(t, dl, time.Minute)
+	if dl.Error != nil || !bytes.Equal(big, incompressible(4<<20)) {
+		t.Fatalf("Blob.Get(4 MiB) = %d bytes, %v", len(big), dl.Error)
 	}
 }

@@ -87,6 +87,9 @@ func (cc *clientConn) continuation(h *wire.Header) error {
 	case p.tooLarge:
 		a.completed(wire.StatusTooLarge, nil, fmt.Appendf(nil, "rpc: chunked reply exceeds the client's frame limit of %d", cc.fr.maxFrame))
 	default:
+		if p.h.BodyLen >= cc.pool.client.bulkMin {
+			cc.pool.client.noteLargeReply(a.call.ServiceMethod) // client_bulk.go
+		}
 		return cc.complete(a, &p.h, p.fb, true)
 	}
 	if p.fb != nil {
