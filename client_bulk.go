@@ -8,16 +8,17 @@ import (
 )
 
 // Large requests go on a connection of their own (docs/PROTOCOL.md,
-// "Connections and pooling"): a request whose encoded body is at least
-// bulkMin bytes is written on its address's bulk connection instead of the
-// pooled one its call picked. Chunking (chunks.go) lets small frames pass
+// section 21): a request whose encoded body is at least bulkMin bytes is
+// written on its address's bulk connection instead of the pooled one its
+// call picked. Chunking (chunks.go) lets small frames pass
 // between the chunks the process writes, but not the megabytes the
 // kernel's socket buffers already hold, which nothing can overtake; a
 // connection that carries only large calls keeps those bytes away from the
 // small ones. The bulk connection is dialled on the first large call, is
 // not counted in the pool size, is shared by concurrent large calls (whose
-// chunks interleave there), and is closed after bulkIdleTimeout without a
-// call, or with the client. Its replies come back on it, so an echo of a
+// chunks interleave there; a second one is dialled while the first is
+// busy, up to maxBulkConns and the pool size), and is closed after
+// bulkIdleTimeout without a call, or with the client. Its replies come back on it, so an echo of a
 // large body does not touch the pooled connections at all.
 //
 // Large replies: a method that once answered with a reply of at least
@@ -46,6 +47,12 @@ const (
 	// open at most (WithIdleTimeout shortens it): it holds megabytes of
 	// socket buffers.
 	bulkIdleTimeout = 30 * time.Second
+	// maxBulkConns is how many bulk connections an address gets at most: a
+	// second is dialled, in the background, while the first carries a
+	// call, so that two large calls at once are read and written in
+	// parallel (one connection moves one chunked message per direction
+	// at a time, through one reader goroutine on each side).
+	maxBulkConns = 2
 )
 
 // bulkPool returns the pool of the address's bulk connection, creating it
@@ -130,6 +137,15 @@ func (c *Client) noteLargeReply(method string) {
 func (c *Client) repliesLarge(method string) bool {
 	_, ok := c.largeReplies.Load(method)
 	return ok
+}
+
+// size is how many connections p holds at most: the pool size, or for
+// bulk connections at most maxBulkConns.
+func (p *connPool) size() int {
+	if p.isBulk {
+		return min(p.client.opts.poolSize, maxBulkConns)
+	}
+	return p.client.opts.poolSize
 }
 
 // idleAfter is how long a connection of p may go without a call before

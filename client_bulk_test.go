@@ -297,7 +297,7 @@ func TestBulkThreshold(t *testing.T) {
 		}
 	}
 	if got := p.accepted.Load(); got != 2 {
-		t.Errorf("connections after 4 concurrent large calls = %d, want 2 (one bulk connection, shared)", got)
+		t.Errorf("connections after 4 concurrent large calls = %d, want 2 (one bulk connection, shared: pool size 1)", got)
 	}
 }
 
@@ -446,5 +446,34 @@ func TestBulkLearnsLargeReplies(t *testing.T) {
 	waitCall(t, dl, time.Minute)
 	if dl.Error != nil || !bytes.Equal(big, incompressible(4<<20)) {
 		t.Fatalf("Blob.Get(4 MiB) = %d bytes, %v", len(big), dl.Error)
+	}
+}
+
+// TestBulkAtMostTwo: with the default pool, concurrent large calls get a
+// second bulk connection, never a third, and the pool gains none.
+func TestBulkAtMostTwo(t *testing.T) {
+	cli, p := bulkPair(t, WithPoolSize(4))
+	body := incompressible(bulkMin + 1)
+	for round := range 3 {
+		calls := make([]*Call, 6)
+		outs := make([][]byte, len(calls))
+		for i := range calls {
+			calls[i] = cli.Go("Calc.Echo", body, &outs[i], nil, WithTimeout(time.Minute))
+		}
+		for i, c := range calls {
+			waitCall(t, c, time.Minute)
+			if c.Error != nil || !bytes.Equal(outs[i], body) {
+				t.Fatalf("round %d: large echo %d = %d bytes, %v", round, i, len(outs[i]), c.Error)
+			}
+		}
+		if n := bulkConns(cli); n > maxBulkConns {
+			t.Fatalf("round %d: bulk connections = %d, want at most %d", round, n, maxBulkConns)
+		}
+	}
+	if got := bulkConns(cli); got != 2 {
+		t.Errorf("bulk connections after 18 overlapping large calls = %d, want 2", got)
+	}
+	if got := p.accepted.Load(); got != 3 {
+		t.Errorf("connections accepted = %d, want 3 (one pooled, two bulk)", got)
 	}
 }

@@ -137,7 +137,7 @@ func (p *connPool) leastBusy() *clientConn {
 			best, bestLoad = cc, l
 		}
 	}
-	if best != nil && bestLoad > 0 && len(p.conns) < p.client.opts.poolSize && p.dialDone == nil && !p.client.now().Before(p.nextDial) && !p.isBulk {
+	if best != nil && bestLoad > 0 && len(p.conns) < p.size() && p.dialDone == nil && !p.client.now().Before(p.nextDial) {
 		p.dialDone = make(chan struct{})
 		if !p.client.goAsync(func() { p.dial(p.client.ctx) }) {
 			close(p.dialDone) // the client is closing
