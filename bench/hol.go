@@ -40,7 +40,7 @@ const (
 // holConfig is what -hol measures.
 type holConfig struct {
 	pools    []int
-	modes    []string // "echo", "download"
+	modes    []string // "echo", "download"; none: echo
 	every    time.Duration
 	duration time.Duration
 }
@@ -84,7 +84,11 @@ func runHOL(ctx context.Context, cfg holConfig, jsonOut bool, stdout, stderr io.
 	}
 	var errs []error
 	var verdicts []string
-	for _, mode := range cfg.modes {
+	modes := cfg.modes
+	if len(modes) == 0 {
+		modes = []string{"echo"}
+	}
+	for _, mode := range modes {
 		for _, pool := range cfg.pools {
 			r, err := holRun(ctx, ch, pool, mode, cfg)
 			if err != nil {
