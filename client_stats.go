@@ -7,8 +7,9 @@ import "time"
 // exports it). Its maps are the caller's to keep.
 type ClientStats struct {
 	// Conns is the number of open connections per address the client has
-	// dialled, the one that carries large requests included; 0 for an
-	// address whose connections were all lost.
+	// dialled, those that carry large transfers included (see
+	// docs/PROTOCOL.md section 21); 0 for an address whose connections
+	// were all lost.
 	Conns map[string]int
 	// Instances is, per service the client has looked up in its registry,
 	// the number of instances it routes to (the registry's latest list,

@@ -29,7 +29,7 @@ import (
 // shared p99 <= 1.5x the paired p99 or <= 20 ms.
 
 const (
-	holBigSize     = 8 << 20
+	holBigSize     = 8 << 20 // the default body size, and the most Download returns
 	holBigCallers  = 2
 	holCallTimeout = 30 * time.Second
 	holMaxInFlight = 4000                   // pairs; a tick beyond it is skipped and counted
@@ -41,6 +41,7 @@ const (
 type holConfig struct {
 	pools    []int
 	modes    []string // "echo", "download"; none: echo
+	size     int      // of the large bodies; 0: holBigSize
 	every    time.Duration
 	duration time.Duration
 }
@@ -68,6 +69,14 @@ type holResult struct {
 	MeasuredSeconds float64 `json:"measured_seconds"`
 }
 
+// bigSize is the size of the large bodies.
+func (cfg holConfig) bigSize() int {
+	if cfg.size > 0 {
+		return min(cfg.size, holBigSize)
+	}
+	return holBigSize
+}
+
 // runHOL starts the seedrpc-large server and measures every pool size.
 func runHOL(ctx context.Context, cfg holConfig, jsonOut bool, stdout, stderr io.Writer) error {
 	ch, err := startChild(ctx, "seedrpc-large", false)
@@ -77,7 +86,7 @@ func runHOL(ctx context.Context, cfg holConfig, jsonOut bool, stdout, stderr io.
 	defer ch.stop()
 	if !jsonOut {
 		fmt.Fprintf(stdout, "head-of-line: Large.Add every %v while %d goroutines echo (or download) %s bodies; %v measured per pool size and load\n",
-			cfg.every, holBigCallers, sizeName(holBigSize), cfg.duration)
+			cfg.every, holBigCallers, sizeName(cfg.bigSize()), cfg.duration)
 		fmt.Fprintf(stdout, "%-8s %-5s %10s %10s | %10s %10s %10s | %10s %10s | %7s %7s %-5s | %6s %8s %8s %8s\n",
 			"load", "pool", "idle p50", "idle p99", "shared p50", "shared p99", "shared max", "paired p50", "paired p99",
 			"p50 x", "p99 x", "pass", "calls", "big MB/s", "srv CPU", "cli CPU")
@@ -254,10 +263,11 @@ func holRun(ctx context.Context, ch *child, pool int, mode string, cfg holConfig
 
 	// The load: two goroutines echoing (or downloading) 8 MiB bodies on
 	// the shared client.
-	big := largeBody("random", holBigSize)
+	size := cfg.bigSize()
+	big := largeBody("random", holBigSize)[:size]
 	bigCall := func(cctx context.Context, reply *[]byte) error {
 		if mode == "download" {
-			return shared.CallContext(cctx, "Large.Download", holBigSize, reply)
+			return shared.CallContext(cctx, "Large.Download", size, reply)
 		}
 		return shared.CallContext(cctx, "Large.Echo", big, reply)
 	}
@@ -328,7 +338,7 @@ func holRun(ctx context.Context, ch *child, pool int, mode string, cfg holConfig
 		SharedP50us: sq[0], SharedP99us: sq[1], SharedMaxus: sq[2],
 		PairedP50us: pq[0], PairedP99us: pq[1],
 		SmallCalls: sh.len(), SkippedTicks: skipped.Load(), BigEchoes: echoes.Load(),
-		BigMBps:         float64(echoes.Load()*holBigSize) / 1e6 / elapsed.Seconds(),
+		BigMBps:         float64(echoes.Load()*int64(size)) / 1e6 / elapsed.Seconds(),
 		ClientCPUpct:    100 * cu1.sub(cu0).cpu.Seconds() / elapsed.Seconds(),
 		ServerCPUpct:    100 * su1.sub(su0).cpu.Seconds() / elapsed.Seconds(),
 		MeasuredSeconds: elapsed.Seconds(),

@@ -33,6 +33,7 @@ type largeFlags struct {
 	pools      *string
 	every      *time.Duration
 	holModes   *string
+	holSize    *string
 }
 
 // addLargeFlags registers the large-message flags on fs.
@@ -45,6 +46,7 @@ func addLargeFlags(fs *flag.FlagSet) *largeFlags {
 		conc:       fs.String("large-concurrency", "1,2", "-throughput: comma-separated numbers of concurrent callers"),
 		pools:      fs.String("hol-pools", "1,4", "-hol: comma-separated client pool sizes to measure (4 is the default pool)"),
 		every:      fs.Duration("hol-every", 5*time.Millisecond, "-hol: interval between small calls"),
+		holSize:    fs.String("hol-size", "8MiB", "-hol: size of the large bodies (at most 8MiB)"),
 		holModes:   fs.String("hol-modes", "echo", "-hol: comma-separated loads: echo (8 MiB requests and replies), download (small requests, 8 MiB replies)"),
 	}
 }
@@ -74,7 +76,11 @@ func runLarge(ctx context.Context, f *largeFlags, duration time.Duration, profil
 				return fmt.Errorf("bench: bad -hol-modes entry %q (have echo, download)", m)
 			}
 		}
-		errs = append(errs, runHOL(ctx, holConfig{pools: pools, modes: modes, every: *f.every, duration: duration}, jsonOut, stdout, stderr))
+		size, err := parseSizes(*f.holSize)
+		if err != nil || len(size) != 1 || size[0] > holBigSize {
+			return fmt.Errorf("bench: bad -hol-size %q (want one size, at most 8MiB)", *f.holSize)
+		}
+		errs = append(errs, runHOL(ctx, holConfig{pools: pools, modes: modes, size: size[0], every: *f.every, duration: duration}, jsonOut, stdout, stderr))
 	}
 	if *f.throughput {
 		sizes, err := parseSizes(*f.sizes)
