@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/seedrpc/rpc/registry"
 )
 
 // stallProxy forwards TCP connections to a target. It numbers them in the
@@ -174,8 +176,11 @@ func bulkConns(cli *Client) int {
 }
 
 // bulkLoad returns the calls pending on the client's bulk connections.
-func bulkLoad(cli *Client) int32 {
-	b := cli.staticPool.bulkPoolIfAny()
+func bulkLoad(cli *Client) int32 { return poolBulkLoad(cli.staticPool) }
+
+// poolBulkLoad returns the calls pending on p's bulk connections.
+func poolBulkLoad(p *connPool) int32 {
+	b := p.bulkPoolIfAny()
 	if b == nil {
 		return 0
 	}
@@ -475,5 +480,56 @@ func TestBulkAtMostTwo(t *testing.T) {
 	}
 	if got := p.accepted.Load(); got != 3 {
 		t.Errorf("connections accepted = %d, want 3 (one pooled, two bulk)", got)
+	}
+}
+
+// TestBulkFailoverToAnotherInstance: a discovering client's large call
+// whose bulk connection breaks mid-request (not written whole, so it never
+// ran) is sent to another instance, where it gets a bulk connection of its
+// own; the first instance's pool is not marked suspect.
+func TestBulkFailoverToAnotherInstance(t *testing.T) {
+	mem := newMemoryRegistry(t)
+	var proxies []*stallProxy
+	for _, order := range []string{"a", "b"} {
+		srv := NewServer()
+		if err := srv.Register(&Calc{started: make(chan struct{}, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		p := newStallProxy(t, startServer(t, srv))
+		proxies = append(proxies, p)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := mem.Register(ctx, registry.Instance{Service: "Calc", Addr: p.addr(), Meta: map[string]string{"order": order}})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := proxies[0], proxies[1]
+	cli := newFleetClient(t, mem, WithBalancer(orderedBalancer{}), WithPoolSize(1))
+	body := incompressible(4 << 20)
+	var out []byte
+	if err := cli.Call("Calc.Echo", body[:bulkMin], &out, WithTimeout(time.Minute)); err != nil || !bytes.Equal(out, body[:bulkMin]) {
+		t.Fatalf("large echo = %d bytes, %v", len(out), err)
+	}
+	if ga, gb := a.accepted.Load(), b.accepted.Load(); ga != 2 || gb != 0 {
+		t.Fatalf("connections accepted by a, b = %d, %d; want 2 (pooled, bulk), 0", ga, gb)
+	}
+	pa := cli.pool(a.addr())
+	a.link(1).stalled.Store(true)
+	big := goCall(cli, "Calc.Echo", body, &out)
+	waitFor(t, "the large request to be under way to a", func() bool { return poolBulkLoad(pa) == 1 })
+	a.link(1).kill()
+	waitCall(t, big, time.Minute)
+	if big.Error != nil || !bytes.Equal(out, body) {
+		t.Fatalf("4 MiB echo after a's bulk connection broke mid-request = %d bytes, %v", len(out), big.Error)
+	}
+	if gb := b.accepted.Load(); gb != 2 {
+		t.Errorf("connections accepted by b = %d, want 2 (the retry's pooled and bulk connections)", gb)
+	}
+	pa.mu.Lock()
+	suspect, failures := pa.suspect, pa.failures
+	pa.mu.Unlock()
+	if suspect || failures != 0 {
+		t.Errorf("a's pool after its bulk connection broke: suspect %v, failed dials %d; want neither", suspect, failures)
 	}
 }
