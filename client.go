@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seedrpc/rpc/internal/wire"
@@ -45,6 +46,14 @@ type Client struct {
 	// opens connections; tests replace them.
 	now  func() time.Time
 	dial func(ctx context.Context, addr string) (net.Conn, error)
+
+	// bulkMin is the smallest request body that goes on a bulk connection
+	// (client_bulk.go); tests change it. largeReplies holds the methods
+	// that answered with a reply at least as large (method → struct{});
+	// anyLargeReply is set once it holds one.
+	bulkMin       uint32
+	largeReplies  sync.Map
+	anyLargeReply atomic.Bool
 
 	// chain runs the interceptors around a call; nil without interceptors.
 	chain Invoker
@@ -115,6 +124,7 @@ func newClient(network, addr string, opts []ClientOption) (*Client, error) {
 		static:  addr,
 		stop:    make(chan struct{}),
 		budget:  newMemBudget(o.maxBuffered),
+		bulkMin: bulkMin,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.now = time.Now
@@ -416,6 +426,9 @@ func (c *Client) send(ctx context.Context, st *callState, a *attempt, cc *client
 		return err
 	}
 	defer putBuf(bp)
+	if (hdr.BodyLen >= c.bulkMin || c.anyLargeReply.Load() && c.repliesLarge(st.call.ServiceMethod)) && !cc.pool.isBulk {
+		cc = cc.pool.bulkConn(ctx, st.deadline, cc) // client_bulk.go
+	}
 	cc.lastUsed.Store(a.start.UnixNano())
 	if st.oneway {
 		return c.writeOneway(ctx, st, a, cc, *bp, &hdr)

@@ -87,6 +87,9 @@ func (cc *clientConn) continuation(h *wire.Header) error {
 	case p.tooLarge:
 		a.completed(wire.StatusTooLarge, nil, fmt.Appendf(nil, "rpc: chunked reply exceeds the client's frame limit of %d", cc.fr.maxFrame))
 	default:
+		if p.h.BodyLen >= cc.pool.client.bulkMin {
+			cc.pool.client.noteLargeReply(a.call.ServiceMethod) // client_bulk.go
+		}
 		return cc.complete(a, &p.h, p.fb, true)
 	}
 	if p.fb != nil {
@@ -125,6 +128,9 @@ func (cc *clientConn) writeChunked(ctx context.Context, deadline time.Time, fram
 // pong reads a pong; the server's answer to the client's hello lists the
 // features it understands.
 func (cc *clientConn) pong(h *wire.Header) error {
+	if h.Seq == 0 {
+		defer cc.helloDone() // the first pong of seq 0 answers the hello
+	}
 	n := h.PayloadLen()
 	if n == 0 || n > maxHello || h.Seq != 0 {
 		return cc.fr.skip(n)

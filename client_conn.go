@@ -37,6 +37,9 @@ type clientConn struct {
 	// chunkSem holds a slot per chunked request being written.
 	parts    partials
 	chunkSem chan struct{}
+	// hello is closed once the server answered the client's hello, or the
+	// reader ended (client_bulk.go).
+	hello chan struct{}
 	// suspect is set when a sibling connection to the same address broke
 	// abruptly, or when this one was dialled since: no new calls go here
 	// until the server answers the ping sent then (probe is its sequence
@@ -71,6 +74,7 @@ func newClientConn(p *connPool, nc net.Conn) *clientConn {
 	}
 	limitUnsent(nc, unsentLimit)
 	cc.chunkSem = make(chan struct{}, maxPartials)
+	cc.hello = make(chan struct{})
 	cc.fr = frameReader{br: cc.br, maxFrame: p.client.opts.maxFrame, budget: p.client.budget,
 		done: p.client.stop, closed: cc.dead.Load}
 	cc.lastUsed.Store(time.Now().UnixNano())
@@ -96,6 +100,7 @@ func (cc *clientConn) readLoop() {
 		cc.pool.suspectAll(cc)
 	}
 	cc.fail(err)
+	cc.helloDone() // once dead: a waiter sees it
 	cc.w.Wait()
 	cc.pool.remove(cc)
 }

@@ -41,6 +41,14 @@ type connPool struct {
 	// schema holds the schema checks' verdicts for this address; a lost
 	// connection clears it (the server may have restarted).
 	schema schemaCache
+
+	// bulk is the pool of the address's bulk connection (client_bulk.go),
+	// nil until a large request; guarded by mu. isBulk is set on that
+	// pool, whose refusals counts, under mu, its connections in a row that
+	// the server closed before they answered.
+	bulk     *connPool
+	isBulk   bool
+	refusals int
 }
 
 // errSuspect is why a call that could go to another instance did not use
@@ -129,7 +137,7 @@ func (p *connPool) leastBusy() *clientConn {
 			best, bestLoad = cc, l
 		}
 	}
-	if best != nil && bestLoad > 0 && len(p.conns) < p.client.opts.poolSize && p.dialDone == nil && !p.client.now().Before(p.nextDial) {
+	if best != nil && bestLoad > 0 && len(p.conns) < p.size() && p.dialDone == nil && !p.client.now().Before(p.nextDial) {
 		p.dialDone = make(chan struct{})
 		if !p.client.goAsync(func() { p.dial(p.client.ctx) }) {
 			close(p.dialDone) // the client is closing
@@ -248,7 +256,7 @@ func (p *connPool) check(now time.Time) {
 	for _, cc := range conns {
 		if cc.recvd.Swap(false) {
 			kept++
-			if kept > 1 && now.Sub(time.Unix(0, cc.lastUsed.Load())) > o.idleTimeout {
+			if (kept > 1 || p.isBulk) && now.Sub(time.Unix(0, cc.lastUsed.Load())) > p.idleAfter() {
 				cc.closeIdle(errIdle)
 			}
 			continue
@@ -263,6 +271,9 @@ func (p *connPool) check(now time.Time) {
 		cc.ping()
 		kept++
 	}
+	if b := p.bulkPoolIfAny(); b != nil {
+		b.check(now)
+	}
 }
 
 // close closes every connection; their readers fail the pending calls.
@@ -270,9 +281,13 @@ func (p *connPool) close() {
 	p.mu.Lock()
 	p.closed = true
 	conns := slices.Clone(p.conns)
+	bulk := p.bulk
 	p.mu.Unlock()
 	for _, cc := range conns {
 		cc.fail(ErrShutdown)
+	}
+	if bulk != nil {
+		bulk.close()
 	}
 }
 

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -101,10 +102,23 @@ func (d *fakeDialer) count() int {
 	return d.dials
 }
 
+// peer returns the peer of the i-th successful dial, waiting (bounded) for
+// it: a dial is counted before its peer is made.
 func (d *fakeDialer) peer(i int) *fakePeer {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.peers[i]
+	deadline := time.Now().Add(defaultTestTimeout)
+	for {
+		d.mu.Lock()
+		if i < len(d.peers) {
+			p := d.peers[i]
+			d.mu.Unlock()
+			return p
+		}
+		d.mu.Unlock()
+		if time.Now().After(deadline) {
+			panic(fmt.Sprintf("fakeDialer: no peer %d after %v", i, defaultTestTimeout))
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func (d *fakeDialer) closeAll() {

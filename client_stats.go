@@ -7,7 +7,9 @@ import "time"
 // exports it). Its maps are the caller's to keep.
 type ClientStats struct {
 	// Conns is the number of open connections per address the client has
-	// dialled; 0 for an address whose connections were all lost.
+	// dialled, those that carry large transfers included (see
+	// docs/PROTOCOL.md section 21); 0 for an address whose connections
+	// were all lost.
 	Conns map[string]int
 	// Instances is, per service the client has looked up in its registry,
 	// the number of instances it routes to (the registry's latest list,
@@ -37,7 +39,13 @@ func (c *Client) Stats() ClientStats {
 		p := v.(*connPool)
 		p.mu.Lock()
 		s.Conns[k.(string)] = len(p.conns)
+		bulk := p.bulk
 		p.mu.Unlock()
+		if bulk != nil { // its bulk connection (client_bulk.go)
+			bulk.mu.Lock()
+			s.Conns[k.(string)] += len(bulk.conns)
+			bulk.mu.Unlock()
+		}
 		return true
 	})
 	c.targets.Range(func(k, v any) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	netrpc "net/rpc"
 	"strings"
@@ -44,6 +45,7 @@ func NewClientConn(conn io.ReadWriteCloser, opts ...ClientOption) *Client {
 		return c
 	}
 	c.dial = func(context.Context, string) (net.Conn, error) { return nil, ErrShutdown } // lost is lost
+	c.bulkMin = math.MaxUint32                                                           // and no bulk connection (client_bulk.go)
 	p := c.pool(addr)
 	c.staticPool = p
 	cc := newClientConn(p, nc)

@@ -20,13 +20,16 @@ import (
 // every tick the same Add is also made, at the same instant, on a client of
 // its own (one connection that carries nothing else): on a 2-core box the
 // big transfers load the CPU too, so that paired call is the fair baseline.
-// The shared client is measured with each -hol-pools size.
+// The shared client is measured with each -hol-pools size, and with each
+// load of -hol-modes: echo (8 MiB requests and replies) or download (small
+// requests whose replies are 8 MiB, which come back on the connection the
+// request went out on).
 //
 // The criterion of the issue: shared median <= 2x the paired median, and
 // shared p99 <= 1.5x the paired p99 or <= 20 ms.
 
 const (
-	holBigSize     = 8 << 20
+	holBigSize     = 8 << 20 // the default body size, and the most Download returns
 	holBigCallers  = 2
 	holCallTimeout = 30 * time.Second
 	holMaxInFlight = 4000                   // pairs; a tick beyond it is skipped and counted
@@ -37,6 +40,8 @@ const (
 // holConfig is what -hol measures.
 type holConfig struct {
 	pools    []int
+	modes    []string // "echo", "download"; none: echo
+	size     int      // of the large bodies; 0: holBigSize
 	every    time.Duration
 	duration time.Duration
 }
@@ -44,6 +49,7 @@ type holConfig struct {
 // holResult is one pool size's figures (latencies in µs).
 type holResult struct {
 	Pool            int     `json:"pool"`
+	Mode            string  `json:"mode"`
 	IdleP50us       float64 `json:"idle_p50_us"`
 	IdleP99us       float64 `json:"idle_p99_us"`
 	SharedP50us     float64 `json:"shared_p50_us"`
@@ -63,6 +69,14 @@ type holResult struct {
 	MeasuredSeconds float64 `json:"measured_seconds"`
 }
 
+// bigSize is the size of the large bodies.
+func (cfg holConfig) bigSize() int {
+	if cfg.size > 0 {
+		return min(cfg.size, holBigSize)
+	}
+	return holBigSize
+}
+
 // runHOL starts the seedrpc-large server and measures every pool size.
 func runHOL(ctx context.Context, cfg holConfig, jsonOut bool, stdout, stderr io.Writer) error {
 	ch, err := startChild(ctx, "seedrpc-large", false)
@@ -71,31 +85,47 @@ func runHOL(ctx context.Context, cfg holConfig, jsonOut bool, stdout, stderr io.
 	}
 	defer ch.stop()
 	if !jsonOut {
-		fmt.Fprintf(stdout, "head-of-line: Large.Add every %v while %d goroutines echo %s bodies; %v measured per pool size\n",
-			cfg.every, holBigCallers, sizeName(holBigSize), cfg.duration)
-		fmt.Fprintf(stdout, "%-5s %10s %10s | %10s %10s %10s | %10s %10s | %7s %7s %-5s | %6s %8s %8s %8s\n",
-			"pool", "idle p50", "idle p99", "shared p50", "shared p99", "shared max", "paired p50", "paired p99",
+		fmt.Fprintf(stdout, "head-of-line: Large.Add every %v while %d goroutines echo (or download) %s bodies; %v measured per pool size and load\n",
+			cfg.every, holBigCallers, sizeName(cfg.bigSize()), cfg.duration)
+		fmt.Fprintf(stdout, "%-8s %-5s %10s %10s | %10s %10s %10s | %10s %10s | %7s %7s %-5s | %6s %8s %8s %8s\n",
+			"load", "pool", "idle p50", "idle p99", "shared p50", "shared p99", "shared max", "paired p50", "paired p99",
 			"p50 x", "p99 x", "pass", "calls", "big MB/s", "srv CPU", "cli CPU")
 	}
 	var errs []error
-	for _, pool := range cfg.pools {
-		r, err := holRun(ctx, ch, pool, cfg)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("bench: hol pool %d: %w", pool, err))
-			fmt.Fprintf(stderr, "hol pool %d: FAILED: %v\n", pool, err)
-			continue
+	var verdicts []string
+	modes := cfg.modes
+	if len(modes) == 0 {
+		modes = []string{"echo"}
+	}
+	for _, mode := range modes {
+		for _, pool := range cfg.pools {
+			r, err := holRun(ctx, ch, pool, mode, cfg)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("bench: hol %s pool %d: %w", mode, pool, err))
+				fmt.Fprintf(stderr, "hol %s pool %d: FAILED: %v\n", mode, pool, err)
+				continue
+			}
+			if jsonOut {
+				json.NewEncoder(stdout).Encode(r)
+				continue
+			}
+			verdict := "FAIL"
+			if r.Pass {
+				verdict = "PASS"
+			}
+			verdicts = append(verdicts, fmt.Sprintf("%s: %s pool %d: shared p50 %s = %.2fx paired (want <= 2x); shared p99 %s = %.2fx paired (want <= 1.5x) or <= 20ms",
+				verdict, mode, pool, fmtUs(r.SharedP50us), r.P50Ratio, fmtUs(r.SharedP99us), r.P99Ratio))
+			fmt.Fprintf(stdout, "%-8s %-5d %10s %10s | %10s %10s %10s | %10s %10s | %7.1f %7.1f %-5v | %6d %8.0f %7.0f%% %7.0f%%\n",
+				r.Mode, r.Pool, fmtUs(r.IdleP50us), fmtUs(r.IdleP99us), fmtUs(r.SharedP50us), fmtUs(r.SharedP99us), fmtUs(r.SharedMaxus),
+				fmtUs(r.PairedP50us), fmtUs(r.PairedP99us), r.P50Ratio, r.P99Ratio, r.Pass, r.SmallCalls, r.BigMBps, r.ServerCPUpct, r.ClientCPUpct)
 		}
-		if jsonOut {
-			json.NewEncoder(stdout).Encode(r)
-			continue
-		}
-		fmt.Fprintf(stdout, "%-5d %10s %10s | %10s %10s %10s | %10s %10s | %7.1f %7.1f %-5v | %6d %8.0f %7.0f%% %7.0f%%\n",
-			r.Pool, fmtUs(r.IdleP50us), fmtUs(r.IdleP99us), fmtUs(r.SharedP50us), fmtUs(r.SharedP99us), fmtUs(r.SharedMaxus),
-			fmtUs(r.PairedP50us), fmtUs(r.PairedP99us), r.P50Ratio, r.P99Ratio, r.Pass, r.SmallCalls, r.BigMBps, r.ServerCPUpct, r.ClientCPUpct)
 	}
 	if !jsonOut {
 		fmt.Fprintln(stdout, "idle: the shared client's Add with no load; shared: Add on the client the 8 MiB echoes use; paired: the same Add at the same instant on a client of its own (1 connection)")
 		fmt.Fprintln(stdout, "pass: shared p50 <= 2x paired p50, and shared p99 <= 1.5x paired p99 or <= 20 ms (issue 12); CPU: % of one core over the loaded window")
+		for _, v := range verdicts {
+			fmt.Fprintln(stdout, v)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -144,7 +174,7 @@ func (l *latencies) len() int {
 }
 
 // holRun measures one pool size: an idle phase, then the loaded phase.
-func holRun(ctx context.Context, ch *child, pool int, cfg holConfig) (holResult, error) {
+func holRun(ctx context.Context, ch *child, pool int, mode string, cfg holConfig) (holResult, error) {
 	shared, err := rpc.Dial("tcp", ch.addr, rpc.WithPoolSize(pool))
 	if err != nil {
 		return holResult{}, err
@@ -231,8 +261,16 @@ func holRun(ctx context.Context, ch *child, pool int, cfg holConfig) (holResult,
 	var idle, idlePaired latencies
 	ticks(min(holIdle, cfg.duration), &idle, &idlePaired)
 
-	// The load: two goroutines echoing 8 MiB bodies on the shared client.
-	big := largeBody("random", holBigSize)
+	// The load: two goroutines echoing (or downloading) 8 MiB bodies on
+	// the shared client.
+	size := cfg.bigSize()
+	big := largeBody("random", holBigSize)[:size]
+	bigCall := func(cctx context.Context, reply *[]byte) error {
+		if mode == "download" {
+			return shared.CallContext(cctx, "Large.Download", size, reply)
+		}
+		return shared.CallContext(cctx, "Large.Echo", big, reply)
+	}
 	stop := make(chan struct{})
 	var bigWG sync.WaitGroup
 	var echoes atomic.Int64
@@ -250,7 +288,7 @@ func holRun(ctx context.Context, ch *child, pool int, cfg holConfig) (holResult,
 				}
 				cctx, cancel := context.WithTimeout(ctx, holCallTimeout)
 				reply = reply[:0]
-				err := shared.CallContext(cctx, "Large.Echo", big, &reply)
+				err := bigCall(cctx, &reply)
 				cancel()
 				if err == nil && !bytes.Equal(reply, big) {
 					err = fmt.Errorf("%w: echo of %d bytes differs", errMismatch, len(reply))
@@ -296,11 +334,11 @@ func holRun(ctx context.Context, ch *child, pool int, cfg holConfig) (holResult,
 	sq := sh.quantiles(0.5, 0.99, 1)
 	pq := pa.quantiles(0.5, 0.99)
 	r := holResult{
-		Pool: pool, IdleP50us: iq[0], IdleP99us: iq[1],
+		Pool: pool, Mode: mode, IdleP50us: iq[0], IdleP99us: iq[1],
 		SharedP50us: sq[0], SharedP99us: sq[1], SharedMaxus: sq[2],
 		PairedP50us: pq[0], PairedP99us: pq[1],
 		SmallCalls: sh.len(), SkippedTicks: skipped.Load(), BigEchoes: echoes.Load(),
-		BigMBps:         float64(echoes.Load()*holBigSize) / 1e6 / elapsed.Seconds(),
+		BigMBps:         float64(echoes.Load()*int64(size)) / 1e6 / elapsed.Seconds(),
 		ClientCPUpct:    100 * cu1.sub(cu0).cpu.Seconds() / elapsed.Seconds(),
 		ServerCPUpct:    100 * su1.sub(su0).cpu.Seconds() / elapsed.Seconds(),
 		MeasuredSeconds: elapsed.Seconds(),

@@ -32,6 +32,8 @@ type largeFlags struct {
 	conc       *string
 	pools      *string
 	every      *time.Duration
+	holModes   *string
+	holSize    *string
 }
 
 // addLargeFlags registers the large-message flags on fs.
@@ -44,6 +46,8 @@ func addLargeFlags(fs *flag.FlagSet) *largeFlags {
 		conc:       fs.String("large-concurrency", "1,2", "-throughput: comma-separated numbers of concurrent callers"),
 		pools:      fs.String("hol-pools", "1,4", "-hol: comma-separated client pool sizes to measure (4 is the default pool)"),
 		every:      fs.Duration("hol-every", 5*time.Millisecond, "-hol: interval between small calls"),
+		holSize:    fs.String("hol-size", "8MiB", "-hol: size of the large bodies (at most 8MiB)"),
+		holModes:   fs.String("hol-modes", "echo", "-hol: comma-separated loads: echo (8 MiB requests and replies), download (small requests, 8 MiB replies)"),
 	}
 }
 
@@ -63,7 +67,20 @@ func runLarge(ctx context.Context, f *largeFlags, duration time.Duration, profil
 		if *f.every <= 0 {
 			return errors.New("bench: -hol-every must be positive")
 		}
-		errs = append(errs, runHOL(ctx, holConfig{pools: pools, every: *f.every, duration: duration}, jsonOut, stdout, stderr))
+		var modes []string
+		for _, m := range strings.Split(*f.holModes, ",") {
+			switch m = strings.TrimSpace(m); m {
+			case "echo", "download":
+				modes = append(modes, m)
+			default:
+				return fmt.Errorf("bench: bad -hol-modes entry %q (have echo, download)", m)
+			}
+		}
+		size, err := parseSizes(*f.holSize)
+		if err != nil || len(size) != 1 || size[0] > holBigSize {
+			return fmt.Errorf("bench: bad -hol-size %q (want one size, at most 8MiB)", *f.holSize)
+		}
+		errs = append(errs, runHOL(ctx, holConfig{pools: pools, modes: modes, size: size[0], every: *f.every, duration: duration}, jsonOut, stdout, stderr))
 	}
 	if *f.throughput {
 		sizes, err := parseSizes(*f.sizes)
@@ -165,7 +182,7 @@ func largeSystems() []system {
 				}
 				return seedServer{s}, nil
 			},
-			describe: "seedrpc defaults; Large.Echo ([]byte) and Large.Add",
+			describe: "seedrpc defaults; Large.Echo ([]byte), Large.Download and Large.Add",
 		},
 		{
 			name: "seedrpc-large-s2",
@@ -190,7 +207,11 @@ func largeSystems() []system {
 const largeCompressMin = 4096
 
 // LargeService is the service of the large-message modes.
-type LargeService struct{}
+type LargeService struct {
+	once sync.Once
+	// download is the reply of Download, made once.
+	download []byte
+}
 
 // AddArgs are Add's operands.
 type AddArgs struct{ A, B int }
@@ -198,6 +219,17 @@ type AddArgs struct{ A, B int }
 // Echo returns its argument.
 func (*LargeService) Echo(_ context.Context, args []byte, reply *[]byte) error {
 	*reply = args
+	return nil
+}
+
+// Download returns the first n bytes (at most holBigSize) of a random
+// body: a small request with a large reply.
+func (s *LargeService) Download(_ context.Context, n int, reply *[]byte) error {
+	if n < 0 || n > holBigSize {
+		return fmt.Errorf("download of %d bytes: want 0 to %d", n, holBigSize)
+	}
+	s.once.Do(func() { s.download = largeBody("random", holBigSize) })
+	*reply = s.download[:n]
 	return nil
 }
 

@@ -21,16 +21,24 @@ func TestLargeModesSmoke(t *testing.T) {
 
 	t.Run("hol", func(t *testing.T) {
 		var out, errOut bytes.Buffer
-		err := runHOL(ctx, holConfig{pools: []int{1}, every: 5 * time.Millisecond, duration: 300 * time.Millisecond}, true, &out, &errOut)
-		if err != nil {
+		cfg := holConfig{pools: []int{1}, modes: []string{"echo", "download"}, every: 5 * time.Millisecond, duration: 300 * time.Millisecond}
+		if err := runHOL(ctx, cfg, true, &out, &errOut); err != nil {
 			t.Fatalf("runHOL error = %v; stderr:\n%s", err, errOut.String())
 		}
-		var r holResult
-		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-			t.Fatalf("result line %q: %v", out.String(), err)
+		var modes []string
+		dec := json.NewDecoder(&out)
+		for dec.More() {
+			var r holResult
+			if err := dec.Decode(&r); err != nil {
+				t.Fatalf("result line: %v", err)
+			}
+			modes = append(modes, r.Mode)
+			if r.Pool != 1 || r.SmallCalls == 0 || r.IdleP50us <= 0 || r.SharedP50us <= 0 || r.PairedP50us <= 0 || r.SharedMaxus < r.SharedP99us {
+				t.Errorf("hol result = %+v, want pool 1, small calls, positive latencies, max >= p99", r)
+			}
 		}
-		if r.Pool != 1 || r.SmallCalls == 0 || r.IdleP50us <= 0 || r.SharedP50us <= 0 || r.PairedP50us <= 0 || r.SharedMaxus < r.SharedP99us {
-			t.Errorf("hol result = %+v, want pool 1, small calls, positive latencies, max >= p99", r)
+		if !slices.Equal(modes, []string{"echo", "download"}) {
+			t.Errorf("hol loads measured = %v, want [echo download]", modes)
 		}
 	})
 
