@@ -70,6 +70,7 @@ func newClientConn(p *connPool, nc net.Conn) *clientConn {
 		pending: make(map[uint64]*attempt),
 	}
 	limitUnsent(nc, unsentLimit)
+	cc.w.YieldWhen(cc.othersPending)
 	cc.chunkSem = make(chan struct{}, maxPartials)
 	cc.fr = frameReader{br: cc.br, maxFrame: p.client.opts.maxFrame, budget: p.client.budget,
 		done: p.client.stop, closed: cc.dead.Load}
@@ -165,6 +166,7 @@ func (cc *clientConn) read() error {
 				if cc.draining.Load() {
 					cc.closeIfIdle()
 				}
+				cc.yieldToCaller()
 				continue
 			}
 			fb, err := cc.fr.payload(n)
