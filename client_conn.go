@@ -73,6 +73,7 @@ func newClientConn(p *connPool, nc net.Conn) *clientConn {
 		pending: make(map[uint64]*attempt),
 	}
 	limitUnsent(nc, unsentLimit)
+	cc.w.YieldWhen(cc.othersPending)
 	cc.chunkSem = make(chan struct{}, maxPartials)
 	cc.hello = make(chan struct{})
 	cc.fr = frameReader{br: cc.br, maxFrame: p.client.opts.maxFrame, budget: p.client.budget,
@@ -170,6 +171,7 @@ func (cc *clientConn) read() error {
 				if cc.draining.Load() {
 					cc.closeIfIdle()
 				}
+				cc.yieldToCaller()
 				continue
 			}
 			fb, err := cc.fr.payload(n)

@@ -27,6 +27,9 @@ type Server struct {
 	shuttingDown atomic.Bool
 	// workers run handlers on goroutines whose stacks have already grown.
 	workers workerPool
+	// guard bounds how long a call runs on its connection's reading
+	// goroutine (server_inline.go).
+	guard inlineGuard
 	// budget bounds the request bytes held in buffers (WithMaxBufferedBytes).
 	budget *memBudget
 	// limiter is the adaptive concurrency limit; nil when off.
@@ -343,6 +346,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.cancelBase()
 	s.wg.Wait()
+	s.guard.wait()
 	s.workers.stop()
 	return errors.Join(errs...)
 }
@@ -369,6 +373,7 @@ func (s *Server) Close() error {
 	}
 	s.cancelBase()
 	s.wg.Wait()
+	s.guard.wait()
 	s.workers.stop()
 	return nil
 }

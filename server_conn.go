@@ -80,6 +80,13 @@ type serverConn struct {
 	// netrpc is set when the connection speaks net/rpc's protocol
 	// (netrpc_server.go): it has no draining frame and no acknowledgement.
 	netrpc atomic.Pointer[netrpcConn]
+
+	// inline and readDone hand the reading from goroutine to goroutine
+	// (server_inline.go).
+	inline      servable
+	readDone    chan struct{}
+	inlineSince atomic.Int64 // monoNow when the inline call began; 0: none
+	guardSeen   atomic.Uint64
 }
 
 func newServerConn(s *Server, nc net.Conn) *serverConn {
@@ -92,18 +99,20 @@ func newServerConn(s *Server, nc net.Conn) *serverConn {
 		chunkSem: make(chan struct{}, maxPartials),
 		calls:    make(map[uint64]*callContext),
 		activeAt: time.Now(),
+		readDone: make(chan struct{}),
 	}
 	limitUnsent(nc, unsentLimit)
+	c.w.YieldWhen(c.othersRunning)
 	c.fr = frameReader{br: c.br, nc: nc, maxFrame: s.opts.maxFrame, timeout: s.opts.readTimeout,
 		budget: s.budget, done: s.baseCtx.Done(), closed: c.isClosed}
 	return c
 }
 
-// serve reads frames until the connection fails or is closed.
+// serve serves the connection until it fails or is closed, and until its
+// handlers have returned.
 func (c *serverConn) serve() {
 	defer func() {
 		c.close()
-		c.parts.releaseAll()
 		c.handlers.Wait()
 		c.w.Wait()
 	}()
@@ -114,6 +123,13 @@ func (c *serverConn) serve() {
 	if c.serveNetRPC() {
 		return
 	}
+	c.readLoop()
+	<-c.readDone // the reading may have moved to other goroutines
+}
+
+// readFrames reads frames and dispatches them until the connection fails
+// (c.inline is nil) or a call is to run on this goroutine (c.inline).
+func (c *serverConn) readFrames() {
 	for {
 		h, err := c.fr.next()
 		if err != nil {
@@ -190,6 +206,9 @@ func (c *serverConn) serve() {
 			c.acked.Store(true)
 		default:
 			c.srv.opts.logger.Warn("rpc: closing connection: unexpected frame from client", "remote", c.nc.RemoteAddr(), "type", h.Type)
+			return
+		}
+		if c.inline != nil {
 			return
 		}
 	}
@@ -291,7 +310,7 @@ func (c *serverConn) dispatch(h *wire.Header, bp *frameBuf) bool {
 	c.running.Add(1)
 	c.handlers.Add(1)
 	sc.track = track
-	c.srv.workers.run(job)
+	c.start(job)
 	return true
 }
 

@@ -217,6 +217,7 @@ func runAll(ctx context.Context, opts options, stdout, stderr io.Writer) error {
 	if !opts.json {
 		printLegend(stdout, opts)
 		printTargets(stdout, results)
+		printTargets15(stdout, results)
 	}
 	if opts.svg != "" && len(results) > 0 {
 		if err := os.WriteFile(opts.svg, []byte(renderSVG(results, info)), 0o644); err != nil {

@@ -73,7 +73,16 @@ type Writer struct {
 	// quiet, when not nil, is closed when flushing is cleared; Settle
 	// creates it on demand.
 	quiet chan struct{}
+	// others, when set, reports whether other goroutines may be about to
+	// write (see YieldWhen); nil: they may.
+	others func() bool
 }
+
+// YieldWhen makes a flusher yield before writing only while others reports
+// that other goroutines may be about to write (for a connection: other
+// calls are in flight on it), so that a lone writer writes at once. It
+// must be called before the Writer is used.
+func (w *Writer) YieldWhen(others func() bool) { w.others = others }
 
 // NewConnWriter returns a Writer over a connection. A write that cannot
 // finish within timeout closes nc, as does any failed write, so that its
@@ -202,12 +211,14 @@ func (w *Writer) send(ctx context.Context, deadline time.Time, p []byte, wait, c
 	data := p
 	isBatch := false
 	var done chan struct{}
-	if len(p) < directWrite {
+	if len(p) < directWrite && (w.others == nil || w.others()) {
 		// Before writing, let the goroutines that are ready to run go
 		// first: under load they are handlers and callers about to write
 		// frames of their own, which then join this write instead of each
 		// paying for a syscall. With nothing else runnable this costs well
-		// under a microsecond.
+		// under a microsecond. A lone writer (see YieldWhen) skips it: its
+		// yield would only let others, such as a reader about to find
+		// nothing to read, run ahead of its frame.
 		if w.buf == nil {
 			w.buf, w.spare = w.spare, nil
 		}
