@@ -131,6 +131,9 @@ type frameReader struct {
 	deadline time.Time
 	// od is set while this reader holds the budget's overdraft.
 	od bool
+	// lastChunked is the payload size of the last chunked message read
+	// whole, a hint for sizing the next one's buffer (chunks.go).
+	lastChunked int
 	// hb holds the header being read (a field: a local would escape).
 	hb [wire.HeaderSize]byte
 }
