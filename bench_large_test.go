@@ -3,8 +3,10 @@ package rpc
 import (
 	"crypto/rand"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 	"testing"
 )
 
@@ -22,6 +24,8 @@ func BenchmarkLargeEcho(b *testing.B) {
 				b.SetBytes(int64(size))
 				b.ReportAllocs()
 				var next atomic.Int64
+				var mu sync.Mutex
+				var lat []time.Duration
 				var wg sync.WaitGroup
 				for range callers {
 					wg.Add(1)
@@ -29,14 +33,24 @@ func BenchmarkLargeEcho(b *testing.B) {
 						defer wg.Done()
 						var out []byte
 						for next.Add(1) <= int64(b.N) {
+							t0 := time.Now()
 							if err := cli.Call("Calc.Echo", body, &out); err != nil {
 								b.Error(err)
 								return
 							}
+							mu.Lock()
+							lat = append(lat, time.Since(t0))
+							mu.Unlock()
 						}
 					}()
 				}
 				wg.Wait()
+				slices.Sort(lat)
+				if len(lat) > 0 {
+					b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+					b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+					b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
+				}
 			})
 		}
 	}
