@@ -355,7 +355,7 @@ func (c *Client) start(ctx context.Context, call *Call) {
 // accepts compressed bodies.
 func (c *Client) encode(st *callState, s2 bool) (*[]byte, wire.Header, error) {
 	call := st.call
-	bp := getBuf(wire.HeaderSize + len(call.ServiceMethod))
+	bp := getEncodeBuf(wire.HeaderSize+len(call.ServiceMethod), call.Args) // encode_buf.go
 	buf := *bp
 	copy(buf[wire.HeaderSize:], call.ServiceMethod)
 	metaStart := len(buf)

@@ -34,7 +34,9 @@ func compressBody(out *[]byte, bodyStart, minSize int) bool {
 	if minSize <= 0 || len(buf)-bodyStart < minSize {
 		return false
 	}
-	sp := getBuf(0)
+	n := len(buf) - bodyStart
+	sp := getBuf(n + n/6 + 64) // room for the worst case: no growing
+	*sp = (*sp)[:0]
 	defer putBuf(sp)
 	enc, ok := compress.Compress(*sp, buf[bodyStart:])
 	*sp = enc[:0]

@@ -26,8 +26,8 @@ const (
 	freePayload = 4 << 10
 	// smallPayload is the largest frame that may use the budget's reserve.
 	smallPayload = 64 << 10
-	// numClasses is the number of pooled buffer sizes: freePayload, twice
-	// that, ... up to 1 MiB. Larger buffers are not pooled.
+	// numClasses is the number of buffer sizes pooled here: freePayload,
+	// twice that, ... up to 1 MiB. Larger buffers come from bigPool.
 	numClasses = 9
 	// budgetPoll is how often a reader waiting for budget checks whether
 	// its connection was closed meanwhile.
@@ -38,7 +38,9 @@ const (
 var framePools [numClasses]sync.Pool
 
 // sizeClass returns the pool index and capacity of a buffer for size
-// bytes; the index is -1 for a size above the largest class.
+// bytes; the index is -1 for a size above the largest class, whose buffer
+// has the capacity of its class in bigPool (bufpool.go), or exactly size
+// above those.
 func sizeClass(size int) (int, int) {
 	c := freePayload
 	for i := range numClasses {
@@ -47,7 +49,8 @@ func sizeClass(size int) (int, int) {
 		}
 		c <<= 1
 	}
-	return -1, size
+	_, c = bigClassFor(size)
+	return -1, c
 }
 
 // charge is what a buffer of capacity c costs the budget: the part beyond
@@ -72,6 +75,9 @@ func newFrameBuf(size int) *frameBuf {
 			return fb
 		}
 	}
+	if i < 0 {
+		return &frameBuf{b: getBig(c)}
+	}
 	return &frameBuf{b: make([]byte, c)}
 }
 
@@ -85,6 +91,9 @@ func (fb *frameBuf) release() {
 	if i, c := sizeClass(cap(fb.b)); i >= 0 && c == cap(fb.b) {
 		fb.b = fb.b[:0]
 		framePools[i].Put(fb)
+	} else if i < 0 {
+		putBig(fb.b)
+		fb.b = nil
 	}
 }
 
@@ -122,6 +131,9 @@ type frameReader struct {
 	deadline time.Time
 	// od is set while this reader holds the budget's overdraft.
 	od bool
+	// lastChunked is the payload size of the last chunked message read
+	// whole, a hint for sizing the next one's buffer (chunks.go).
+	lastChunked int
 	// hb holds the header being read (a field: a local would escape).
 	hb [wire.HeaderSize]byte
 }

@@ -413,7 +413,7 @@ func (c *serverConn) respond(sc *serverCall, status wire.Status, reply any, name
 		return
 	}
 	cd, _ := codec.ByID(sc.codecID)
-	rb := getBuf(wire.HeaderSize)
+	rb := getEncodeBuf(wire.HeaderSize, reply) // encode_buf.go
 	defer putBuf(rb)
 	out := *rb
 	if hdrs := ctx.takeResponseHeader(); len(hdrs) > 0 {

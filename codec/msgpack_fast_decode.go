@@ -361,10 +361,16 @@ func (d *fastDecoder) bytesValue(c byte, p unsafe.Pointer) bool {
 	}
 	if *s != nil && cap(*s) >= len(b) {
 		*s = (*s)[:len(b)]
+		copy(*s, b)
+	} else if len(b) >= 64<<10 {
+		// Not make and copy: append fills the new array without
+		// zeroing it first (a large body's zeroing cost as much as its
+		// copy).
+		*s = append([]byte(nil), b...)
 	} else {
 		*s = make([]byte, len(b))
+		copy(*s, b)
 	}
-	copy(*s, b)
 	return true
 }
 
