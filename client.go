@@ -165,7 +165,9 @@ func (c *Client) callSync(ctx context.Context, call *Call) error {
 		doneChanPool.Put(done)
 		return ctxError(call, err)
 	}
+	call.st.selfRead = ctx.Done() == nil && call.st.opts.hedge == 0
 	c.start(ctx, call)
+	c.readOwn(call)
 	if ctx.Done() == nil {
 		<-done
 	} else {
@@ -503,6 +505,9 @@ func (c *Client) writeRequest(ctx context.Context, st *callState, a *attempt, cc
 	} else {
 		wire.PutHeader(frame, hdr)
 		end, err = cc.w.WriteFrame(ctx, st.deadline, frame, false)
+	}
+	if !a.selfRead {
+		cc.resumeReader() // nobody else reads its response (client_selfread.go)
 	}
 	if end == 0 {
 		end = wendNone
