@@ -481,6 +481,11 @@ func (c *Client) writeOneway(ctx context.Context, st *callState, a *attempt, cc 
 // writeRequest registers a as pending on cc and writes its request; the
 // reader completes it.
 func (c *Client) writeRequest(ctx context.Context, st *callState, a *attempt, cc *clientConn, frame []byte, hdr *wire.Header) error {
+	if a.selfRead {
+		if err := cc.lentCheck(); err != nil {
+			return callError(st.call.ServiceMethod, a.addr, err) // never left: try elsewhere
+		}
+	}
 	seq, err := cc.register(a)
 	if err != nil {
 		return callError(st.call.ServiceMethod, a.addr, err)

@@ -48,8 +48,9 @@ package rpc
 // caller reading a closed connection gets an error and hands back.
 
 import (
-	"net"
+	"errors"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/seedrpc/rpc/internal/wire"
@@ -82,7 +83,22 @@ type selfRead struct {
 	wake  chan struct{}
 	err   error
 	timer *time.Timer // the reader's
+	// since is when the role was last left lent (unix ns): lentCheck
+	// looks into a connection lent for longer than selfReadFresh.
+	since atomic.Int64
+	// rc is the socket lentCheck looks into; lending needs one. peeker
+	// says whether the reader looked for it (reader only).
+	rc     syscall.RawConn
+	peeker bool
 }
+
+// selfReadFresh is how long a lent connection may go unread before a
+// caller about to write on it first looks whether the server closed it.
+const selfReadFresh = 100 * time.Microsecond
+
+// errPeerClosed: a lent connection was found closed by the server before
+// a request was written on it (the request goes elsewhere).
+var errPeerClosed = errors.New("connection closed by the server")
 
 // afterResponse runs on the goroutine holding the role after it completed a
 // call with the frame read from the buffer. The reader lends the role if
@@ -92,7 +108,11 @@ func (cc *clientConn) afterResponse(self *selfReader) error {
 		return nil
 	}
 	if cc.br.Buffered() == 0 && cc.load.Load() == 0 && cc.usable() {
-		if _, ok := cc.nc.(*net.TCPConn); ok {
+		s := &cc.sr
+		if !s.peeker {
+			s.peeker, s.rc = true, rawPeeker(cc.nc)
+		}
+		if s.rc != nil {
 			return cc.lend()
 		}
 	}
@@ -112,6 +132,7 @@ func (cc *clientConn) lend() error {
 		s.timer.Reset(idle)
 	}
 	s.used.Store(false)
+	s.since.Store(time.Now().UnixNano())
 	s.state.Store(roleFree)
 	// A call that registered meanwhile may have missed the lending
 	// (resumeReader): take the role back for it.
@@ -207,10 +228,36 @@ func (c *Client) readOwn(call *Call) {
 		_ = cc.nc.SetReadDeadline(time.Time{})
 	}
 	if err == nil && cc.load.Load() == 0 && cc.br.Buffered() == 0 && cc.usable() {
+		s.since.Store(time.Now().UnixNano())
 		s.state.Store(roleFree) // stays lent: the next call reads its own
 		return
 	}
 	s.err = err
 	s.state.Store(roleReader)
 	s.wake <- struct{}{}
+}
+
+// lentCheck runs before a caller that will read its own response writes
+// its request. A connection whose role has been lent for longer than
+// selfReadFresh was read by nobody meanwhile: if the server wrote
+// something (a draining frame, a ping) or closed it, the reader gets the
+// role back to deal with it, and a closed connection fails the request as
+// never sent, so that it goes elsewhere instead of being written onto a
+// connection that is gone (where it would fail as maybe sent).
+func (cc *clientConn) lentCheck() error {
+	s := &cc.sr
+	if s.state.Load() != roleFree || time.Now().UnixNano()-s.since.Load() < int64(selfReadFresh) {
+		return nil
+	}
+	if !s.state.CompareAndSwap(roleFree, roleCaller) {
+		return nil
+	}
+	ready, err := peekConn(s.rc)
+	if !ready && err == nil {
+		s.state.Store(roleFree) // nothing came: readOwn takes it again
+		return nil
+	}
+	s.state.Store(roleReader)
+	s.wake <- struct{}{}
+	return err
 }

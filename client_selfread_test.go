@@ -257,3 +257,40 @@ func TestSelfReadNotForAsync(t *testing.T) {
 		}
 	}
 }
+
+// TestSelfReadCallAfterUnseenClose: a call made on a lent connection that
+// the server closed before anyone read it (the reader's idle look made 1
+// minute here) is not written onto it: lentCheck finds the close and the
+// call goes to a new connection instead of failing as maybe sent.
+func TestSelfReadCallAfterUnseenClose(t *testing.T) {
+	old := selfReadIdle.Swap(int64(time.Minute))
+	defer selfReadIdle.Store(old)
+	srv := NewServer()
+	if err := srv.Register(&Calc{}); err != nil {
+		t.Fatal(err)
+	}
+	addr := startServer(t, srv)
+	proxy := newFreezeProxy(t, addr)
+	cli, err := Dial("tcp", proxy.addr(), WithPoolSize(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	for round := range 3 {
+		cc := loneConn(t, cli)
+		selfReadWarm(t, cli, cc)
+		if st := cc.sr.state.Load(); st != roleFree {
+			t.Fatalf("round %d: read role = %d after a lone call, want lent (%d)", round, st, roleFree)
+		}
+		proxy.cut()
+		time.Sleep(20 * time.Millisecond) // the close reaches the client; nobody reads
+		if cc.dead.Load() {
+			t.Fatalf("round %d: the close was seen without a call: the test proves nothing", round)
+		}
+		var sum int
+		if err := cli.Call("Calc.Add", Args{round, 1}, &sum); err != nil || sum != round+1 {
+			t.Fatalf("round %d: Call on a lent connection the server closed = %d, %v, want a new connection", round, sum, err)
+		}
+		waitFor(t, "the closed connection to go", func() bool { return cc.dead.Load() })
+	}
+}
