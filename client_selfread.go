@@ -257,6 +257,14 @@ func (cc *clientConn) lentCheck() error {
 		s.state.Store(roleFree) // nothing came: readOwn takes it again
 		return nil
 	}
+	if err != nil {
+		// What the reader does when it meets the close (readLoop), done
+		// now, so that the retry never picks this connection again.
+		if !cc.dead.Load() && !cc.draining.Load() {
+			cc.pool.suspectAll(cc)
+		}
+		cc.dead.Store(true)
+	}
 	s.state.Store(roleReader)
 	s.wake <- struct{}{}
 	return err
