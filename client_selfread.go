@@ -14,9 +14,11 @@ package rpc
 //   - roleReader: the reader goroutine (the only state at the start and,
 //     under load, almost always).
 //   - roleFree: lent. The reader lends the role right after it completed a
-//     call when nothing else is pending, nothing is buffered and the
-//     connection is usable (plain TCP only), then waits on a channel
-//     instead of reading. A synchronous caller that has just written its
+//     call when nothing else is pending on any connection of its pool (a
+//     lone caller: with several callers at once passing the role around
+//     costs more than it saves, measured), nothing is buffered and the
+//     connection is usable (plain TCP on unix only), then waits on a
+//     channel instead of reading. A synchronous caller that has just written its
 //     request on its own goroutine takes the role (roleFree -> roleCaller).
 //   - roleCaller: a caller reads. It processes frames with the reader's own
 //     loop (read), so a response for another call, a ping, a draining frame
@@ -107,7 +109,7 @@ func (cc *clientConn) afterResponse(self *selfReader) error {
 	if self != nil {
 		return nil
 	}
-	if cc.br.Buffered() == 0 && cc.load.Load() == 0 && cc.usable() {
+	if cc.br.Buffered() == 0 && cc.load.Load() == 0 && cc.usable() && cc.pool.idle() {
 		s := &cc.sr
 		if !s.peeker {
 			s.peeker, s.rc = true, rawPeeker(cc.nc)
@@ -268,4 +270,21 @@ func (cc *clientConn) lentCheck() error {
 	s.state.Store(roleReader)
 	s.wake <- struct{}{}
 	return err
+}
+
+// idle reports whether no call is pending on any connection of the pool:
+// only then does a reader lend its role. With several callers at once the
+// role would pass back and forth (a wake of the reader each time the
+// caller hands it back with other calls pending) and a connection lent
+// between their calls would be looked into before each write, costing
+// more than the hand-off it saves.
+func (p *connPool) idle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, cc := range p.conns {
+		if cc.load.Load() > 0 {
+			return false
+		}
+	}
+	return true
 }
