@@ -278,8 +278,13 @@ func (cc *clientConn) lentCheck() error {
 // caller hands it back with other calls pending) and a connection lent
 // between their calls would be looked into before each write, costing
 // more than the hand-off it saves.
+//
+// It never waits for the pool's lock: a pool busy enough to have it taken
+// is not idle.
 func (p *connPool) idle() bool {
-	p.mu.Lock()
+	if !p.mu.TryLock() {
+		return false
+	}
 	defer p.mu.Unlock()
 	for _, cc := range p.conns {
 		if cc.load.Load() > 0 {
