@@ -18,8 +18,9 @@ package rpc
 //     lone caller: with several callers at once passing the role around
 //     costs more than it saves, measured), nothing is buffered and the
 //     connection is usable (plain TCP on unix only), then waits on a
-//     channel instead of reading. A synchronous caller that has just written its
-//     request on its own goroutine takes the role (roleFree -> roleCaller).
+//     channel instead of reading. A synchronous caller that has just
+//     written its request on its own goroutine takes the role (roleFree ->
+//     roleCaller).
 //   - roleCaller: a caller reads. It processes frames with the reader's own
 //     loop (read), so a response for another call, a ping, a draining frame
 //     or a continuation is handled exactly as the reader would, until its
@@ -42,7 +43,14 @@ package rpc
 // wakes every selfReadIdle and takes the role back if no caller took it
 // since its last look, so a connection nobody calls is read again within
 // two selfReadIdle of its last call, as good as immediately next to the
-// server's drain grace and idle timeout. A call that does not read its own
+// server's drain grace and idle timeout. Between a lone caller's calls
+// nobody reads, so before writing on a connection lent for longer than
+// selfReadFresh (100 µs; back-to-back calls never pay it) the caller peeks
+// at the socket without waiting (lentCheck): anything there goes to the
+// reader, and a close marks the connection dead before the request is
+// written, so the call goes elsewhere as never sent rather than failing as
+// maybe sent. The window left, at most selfReadFresh, is about what the
+// reader's own wake-up took under load. A call that does not read its own
 // response (Go, Callback, an interceptor chain, a context that can be
 // cancelled, hedging, a retry on a goroutine of the client) takes the role
 // back for the reader right after writing if it finds it lent, so its
