@@ -60,7 +60,6 @@ package rpc
 import (
 	"errors"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/seedrpc/rpc/internal/wire"
@@ -96,10 +95,10 @@ type selfRead struct {
 	// since is when the role was last left lent (unix ns): lentCheck
 	// looks into a connection lent for longer than selfReadFresh.
 	since atomic.Int64
-	// rc is the socket lentCheck looks into; lending needs one. peeker
-	// says whether the reader looked for it (reader only).
-	rc     syscall.RawConn
-	peeker bool
+	// peeker looks into the socket for lentCheck; lending needs one.
+	// looked says whether the reader made it (reader only).
+	peeker *socketPeeker
+	looked bool
 }
 
 // selfReadFresh is how long a lent connection may go unread before a
@@ -119,10 +118,10 @@ func (cc *clientConn) afterResponse(self *selfReader) error {
 	}
 	if cc.br.Buffered() == 0 && cc.load.Load() == 0 && cc.usable() && cc.pool.idle() {
 		s := &cc.sr
-		if !s.peeker {
-			s.peeker, s.rc = true, rawPeeker(cc.nc)
+		if !s.looked {
+			s.looked, s.peeker = true, newSocketPeeker(cc.nc)
 		}
-		if s.rc != nil {
+		if s.peeker != nil {
 			return cc.lend()
 		}
 	}
@@ -262,7 +261,7 @@ func (cc *clientConn) lentCheck() error {
 	if !s.state.CompareAndSwap(roleFree, roleCaller) {
 		return nil
 	}
-	ready, err := peekConn(s.rc)
+	ready, err := s.peeker.peek()
 	if !ready && err == nil {
 		s.state.Store(roleFree) // nothing came: readOwn takes it again
 		return nil

@@ -2,13 +2,12 @@
 
 package rpc
 
-import (
-	"net"
-	"syscall"
-)
+import "net"
 
-// rawPeeker: callers read their own responses only where lentCheck can
+// socketPeeker: callers read their own responses only where lentCheck can
 // look into the socket.
-func rawPeeker(net.Conn) syscall.RawConn { return nil }
+type socketPeeker struct{}
 
-func peekConn(syscall.RawConn) (bool, error) { return false, nil }
+func newSocketPeeker(net.Conn) *socketPeeker { return nil }
+
+func (*socketPeeker) peek() (bool, error) { return false, nil }
