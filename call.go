@@ -62,6 +62,9 @@ type callState struct {
 	// Reply types against the server's method before sending
 	// (schema_check.go).
 	checkSchema bool
+	// selfRead says whether the caller may read its own response
+	// (client_selfread.go): set by callSync before start.
+	selfRead bool
 
 	mu sync.Mutex // guards the fields below
 	// live are the attempts that may still complete.
@@ -96,6 +99,9 @@ type attempt struct {
 	// canSkip is set when the call may go to another instance instead of
 	// waiting for this one's suspect address.
 	canSkip bool
+	// selfRead is set on a first attempt written on the goroutine of a
+	// synchronous caller that reads its own response (client_selfread.go).
+	selfRead bool
 }
 
 // maxSafeRetries bounds retries of requests that never ran.
@@ -330,6 +336,7 @@ func (st *callState) launchFast(ctx context.Context) {
 		st.launchAsync(a) // dial on a goroutine of the client
 		return
 	}
+	a.selfRead = st.selfRead
 	if err := c.send(ctx, st, a, cc); err != nil && st.unsent(a, err) {
 		st.launchAsync(nil)
 	}

@@ -165,7 +165,9 @@ func (c *Client) callSync(ctx context.Context, call *Call) error {
 		doneChanPool.Put(done)
 		return ctxError(call, err)
 	}
+	call.st.selfRead = ctx.Done() == nil && call.st.opts.hedge == 0
 	c.start(ctx, call)
+	c.readOwn(call)
 	if ctx.Done() == nil {
 		<-done
 	} else {
@@ -479,6 +481,11 @@ func (c *Client) writeOneway(ctx context.Context, st *callState, a *attempt, cc 
 // writeRequest registers a as pending on cc and writes its request; the
 // reader completes it.
 func (c *Client) writeRequest(ctx context.Context, st *callState, a *attempt, cc *clientConn, frame []byte, hdr *wire.Header) error {
+	if a.selfRead {
+		if err := cc.lentCheck(); err != nil {
+			return callError(st.call.ServiceMethod, a.addr, err) // never left: try elsewhere
+		}
+	}
 	seq, err := cc.register(a)
 	if err != nil {
 		return callError(st.call.ServiceMethod, a.addr, err)
@@ -503,6 +510,9 @@ func (c *Client) writeRequest(ctx context.Context, st *callState, a *attempt, cc
 	} else {
 		wire.PutHeader(frame, hdr)
 		end, err = cc.w.WriteFrame(ctx, st.deadline, frame, false)
+	}
+	if !a.selfRead {
+		cc.resumeReader() // nobody else reads its response (client_selfread.go)
 	}
 	if end == 0 {
 		end = wendNone

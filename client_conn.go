@@ -56,6 +56,8 @@ type clientConn struct {
 	lastUsed atomic.Int64
 	// load counts pending calls, read without the lock to pick the least busy.
 	load atomic.Int32
+	// sr is the read role a lone caller may take (client_selfread.go).
+	sr selfRead
 
 	mu sync.Mutex // guards pending, err
 	// pending maps sequence numbers to calls awaiting a response.
@@ -92,7 +94,7 @@ func (cc *clientConn) readLoop() {
 	if cc.suspect.Load() {
 		cc.probePing() // dialled while the address was suspect
 	}
-	err := cc.read()
+	err := cc.read(nil)
 	cc.parts.releaseAll()
 	if !cc.dead.Load() && !cc.draining.Load() {
 		// The server went away without a word (crash, reset): its other
@@ -106,10 +108,15 @@ func (cc *clientConn) readLoop() {
 	cc.pool.remove(cc)
 }
 
-func (cc *clientConn) read() error {
+// read reads frames: on the reader goroutine (self nil), or on a caller's
+// that holds the read role until its request is answered (client_selfread.go).
+func (cc *clientConn) read(self *selfReader) error {
 	opts := &cc.pool.client.opts
 	var hb [wire.HeaderSize]byte
 	for {
+		if self != nil && !cc.next(self) {
+			return nil
+		}
 		if _, err := io.ReadFull(cc.br, hb[:]); err != nil {
 			return err
 		}
@@ -171,7 +178,9 @@ func (cc *clientConn) read() error {
 				if cc.draining.Load() {
 					cc.closeIfIdle()
 				}
-				cc.yieldToCaller()
+				if err := cc.afterResponse(self); err != nil {
+					return err
+				}
 				continue
 			}
 			fb, err := cc.fr.payload(n)
