@@ -471,10 +471,41 @@ func TestFleetOutlierEjection(t *testing.T) {
 			})
 			return clock.Now()
 		}
+		// callsUntilEjected calls until the bad instance was ejected the
+		// nth time and returns the clock's time then. The client's own
+		// count is read: the fake counts connections that carried data,
+		// and a call written on a connection the fake already closed fails
+		// (and counts towards ejection) without reaching it.
+		callsUntilEjected := func(nth int) time.Time {
+			t.Helper()
+			poll(t, 5*time.Second, fmt.Sprintf("ejection %d of the bad instance", nth), func() bool {
+				call()
+				v, ok := cli.targets.Load("Calc")
+				if !ok {
+					return false
+				}
+				tg := v.(*target)
+				tg.mu.Lock()
+				defer tg.mu.Unlock()
+				h := tg.health[bad.addr()]
+				return h != nil && h.ejections >= nth
+			})
+			return clock.Now()
+		}
 		// quiet makes 30 calls and checks the bad instance gets none.
 		quiet := func(what string) {
 			t.Helper()
+			// Let data already on its way to the fake (a request written
+			// just before the ejection) be counted first.
 			n := bad.requests.Load()
+			for range 20 {
+				time.Sleep(10 * time.Millisecond)
+				if m := bad.requests.Load(); m != n {
+					n = m
+					continue
+				}
+				break
+			}
 			for range 30 {
 				call()
 			}
@@ -483,20 +514,20 @@ func TestFleetOutlierEjection(t *testing.T) {
 			}
 		}
 
-		ejected := callsUntil(3)
+		ejected := callsUntilEjected(1)
 		quiet("right after its ejection")
 		clock.Advance(base - time.Millisecond)
 		quiet("just before the ejection period ended")
 		clock.Advance(time.Millisecond)
-		probed := callsUntil(4)
+		probed := callsUntil(bad.requests.Load() + 1)
 		if d := probed.Sub(ejected); d < base {
 			t.Errorf("probed back after %v, before the ejection period %v ended", d, base)
 		}
-		ejected = callsUntil(6) // 3 more consecutive failures
+		ejected = callsUntilEjected(2) // 3 more consecutive failures
 		clock.Advance(2*base - time.Millisecond)
 		quiet("before the second ejection period, 2×base, ended")
 		clock.Advance(time.Millisecond)
-		probed = callsUntil(7)
+		probed = callsUntil(bad.requests.Load() + 1)
 		if d := probed.Sub(ejected); d < 2*base {
 			t.Errorf("second ejection lasted %v, want it to grow to %v", d, 2*base)
 		}
