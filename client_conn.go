@@ -23,8 +23,12 @@ type clientConn struct {
 	nc   net.Conn
 	br   *bufio.Reader
 	fr   frameReader // reads large replies
-	w    *wire.Writer
-	seq  atomic.Uint64
+	// hb holds the header being read, by whoever holds the read role (a
+	// field, not a local: a caller reading its own response would
+	// otherwise allocate it on every call).
+	hb  [wire.HeaderSize]byte
+	w   *wire.Writer
+	seq atomic.Uint64
 	// draining is set when the server sent a draining frame: no new calls.
 	draining atomic.Bool
 	// dead is set as soon as the connection failed, before its pending
@@ -112,7 +116,7 @@ func (cc *clientConn) readLoop() {
 // that holds the read role until its request is answered (client_selfread.go).
 func (cc *clientConn) read(self *selfReader) error {
 	opts := &cc.pool.client.opts
-	var hb [wire.HeaderSize]byte
+	hb := &cc.hb
 	for {
 		if self != nil && !cc.next(self) {
 			return nil
