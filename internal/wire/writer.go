@@ -84,6 +84,10 @@ type Writer struct {
 // must be called before the Writer is used.
 func (w *Writer) YieldWhen(others func() bool) { w.others = others }
 
+// yield is how a flusher lets ready goroutines run before its write;
+// tests count it.
+var yield = runtime.Gosched
+
 // NewConnWriter returns a Writer over a connection. A write that cannot
 // finish within timeout closes nc, as does any failed write, so that its
 // reader sees the end at once.
@@ -224,7 +228,7 @@ func (w *Writer) send(ctx context.Context, deadline time.Time, p []byte, wait, c
 		}
 		w.buf = append(w.buf, p...)
 		w.mu.Unlock()
-		runtime.Gosched()
+		yield()
 		w.mu.Lock()
 		data = w.buf
 		w.buf, w.spare = w.spare, nil
