@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,136 +12,9 @@ import (
 	"github.com/seedrpc/rpc/registry"
 )
 
-// stallProxy forwards TCP connections to a target. It numbers them in the
-// order it accepts them; a stalled connection forwards nothing, in either
-// direction, until released or killed. Its socket buffers are small, so
-// that a stalled transfer is held by its sender.
-type stallProxy struct {
-	lis      net.Listener
-	target   string
-	accepted atomic.Int32
-	live     atomic.Int32 // connections open on the client side
-	wg       sync.WaitGroup
-
-	mu    sync.Mutex // guards links, closed
-	links []*stallLink
-	// closed is set by close.
-	closed bool
-}
-
-// stallLink is one proxied connection.
-type stallLink struct {
-	in, out net.Conn
-	stalled atomic.Bool
-	dead    chan struct{} // closed by kill
-	once    sync.Once
-}
-
-func newStallProxy(t testing.TB, target string) *stallProxy {
-	t.Helper()
-	p := &stallProxy{lis: listenLoopback(t), target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *stallProxy) addr() string { return p.lis.Addr().String() }
-
-func (p *stallProxy) accept() {
-	defer p.wg.Done()
-	for {
-		in, err := p.lis.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", p.target)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		for _, c := range []net.Conn{in, out} {
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetReadBuffer(64 << 10)
-				_ = tc.SetWriteBuffer(64 << 10)
-			}
-		}
-		l := &stallLink{in: in, out: out, dead: make(chan struct{})}
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			in.Close()
-			out.Close()
-			return
-		}
-		p.links = append(p.links, l)
-		p.mu.Unlock()
-		p.accepted.Add(1)
-		p.live.Add(1)
-		var pipes sync.WaitGroup
-		pipes.Add(2)
-		p.wg.Add(3)
-		go func() { defer p.wg.Done(); defer pipes.Done(); p.pipe(l, out, in) }()
-		go func() { defer p.wg.Done(); defer pipes.Done(); p.pipe(l, in, out) }()
-		go func() { defer p.wg.Done(); pipes.Wait(); p.live.Add(-1) }()
-	}
-}
-
-// pipe copies src to dst, pausing while l is stalled.
-func (p *stallProxy) pipe(l *stallLink, dst, src net.Conn) {
-	defer l.kill()
-	buf := make([]byte, 32<<10)
-	for {
-		for l.stalled.Load() {
-			select {
-			case <-l.dead:
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-		k, err := src.Read(buf[:4<<10]) // small reads: a stall takes effect soon
-		if k > 0 {
-			if _, werr := dst.Write(buf[:k]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// kill closes both sides of l and releases its pipes.
-func (l *stallLink) kill() {
-	l.once.Do(func() {
-		l.in.Close()
-		l.out.Close()
-		close(l.dead)
-	})
-}
-
-// link returns the i-th connection accepted (from 0).
-func (p *stallProxy) link(i int) *stallLink {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.links[i]
-}
-
-func (p *stallProxy) close() {
-	p.lis.Close()
-	p.mu.Lock()
-	p.closed = true
-	links := p.links
-	p.mu.Unlock()
-	for _, l := range links {
-		l.kill()
-	}
-	p.wg.Wait()
-}
-
 // bulkPair returns a client (pool of one connection) of a Calc server
 // reached through a stall proxy, after one small call.
-func bulkPair(t *testing.T, copts ...ClientOption) (*Client, *stallProxy) {
+func bulkPair(t *testing.T, copts ...ClientOption) (*Client, *tcpProxy) {
 	t.Helper()
 	srv := NewServer()
 	if err := srv.Register(&Calc{started: make(chan struct{}, 1)}); err != nil {
@@ -261,7 +133,7 @@ func goCall(cli *Client, method string, args, reply any) *Call {
 
 // staticPoolNotSuspect fails t if the address's pool was marked suspect or
 // backs off: the bulk connection's troubles are its own.
-func (p *stallProxy) staticPoolNotSuspect(t *testing.T, cli *Client) {
+func (p *tcpProxy) staticPoolNotSuspect(t *testing.T, cli *Client) {
 	t.Helper()
 	sp := cli.staticPool
 	sp.mu.Lock()
@@ -489,7 +361,7 @@ func TestBulkAtMostTwo(t *testing.T) {
 // own; the first instance's pool is not marked suspect.
 func TestBulkFailoverToAnotherInstance(t *testing.T) {
 	mem := newMemoryRegistry(t)
-	var proxies []*stallProxy
+	var proxies []*tcpProxy
 	for _, order := range []string{"a", "b"} {
 		srv := NewServer()
 		if err := srv.Register(&Calc{started: make(chan struct{}, 1)}); err != nil {

@@ -20,96 +20,6 @@ import (
 	"github.com/seedrpc/rpc/internal/wire"
 )
 
-// countProxy forwards TCP connections to a target, counting the bytes in
-// each direction; with a throttle it forwards bytes at
-// most throttle bytes per millisecond each way.
-type countProxy struct {
-	lis       net.Listener
-	target    string
-	up, down  atomic.Int64
-	throttle  atomic.Int64 // bytes per ms from server to client; 0: none
-	wg        sync.WaitGroup
-	mu        sync.Mutex
-	conns     []net.Conn
-	closeOnce sync.Once
-}
-
-func newCountProxy(t testing.TB, target string) *countProxy {
-	t.Helper()
-	p := &countProxy{lis: listenLoopback(t), target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *countProxy) addr() string { return p.lis.Addr().String() }
-
-func (p *countProxy) accept() {
-	defer p.wg.Done()
-	for {
-		in, err := p.lis.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", p.target)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		// Small socket buffers, so that a throttled transfer is held
-		// mostly by its sender rather than in the kernel.
-		for _, c := range []net.Conn{in, out} {
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetReadBuffer(64 << 10)
-				_ = tc.SetWriteBuffer(64 << 10)
-			}
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(out, in, &p.up)
-		go p.pipe(in, out, &p.down)
-	}
-}
-
-func (p *countProxy) pipe(dst, src net.Conn, n *atomic.Int64) {
-	defer p.wg.Done()
-	defer dst.Close()
-	defer src.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		lim := len(buf)
-		if tr := p.throttle.Load(); tr > 0 {
-			lim = int(min(tr, int64(len(buf))))
-			time.Sleep(time.Millisecond)
-		}
-		k, err := src.Read(buf[:lim])
-		if k > 0 {
-			n.Add(int64(k)) // before forwarding: the peer may answer at once
-			if _, werr := dst.Write(buf[:k]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *countProxy) close() {
-	p.closeOnce.Do(func() {
-		p.lis.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-}
-
 // compressible returns n bytes of text-like, compressible data.
 func compressible(n int) []byte {
 	words := strings.Fields("order payment invoice customer shipment warehouse product price discount latency")
@@ -133,7 +43,7 @@ func incompressible(n int) []byte {
 
 // compressedPair returns a client of a Calc server reached through a
 // counting proxy, after one call (so the hellos have been exchanged).
-func compressedPair(t *testing.T, sopts []ServerOption, copts ...ClientOption) (*Client, *countProxy) {
+func compressedPair(t *testing.T, sopts []ServerOption, copts ...ClientOption) (*Client, *tcpProxy) {
 	t.Helper()
 	srv := NewServer(sopts...)
 	if err := srv.Register(&Calc{started: make(chan struct{}, 1)}); err != nil {
@@ -154,7 +64,7 @@ func compressedPair(t *testing.T, sopts []ServerOption, copts ...ClientOption) (
 
 // echo calls Calc.Echo with body and returns the bytes the call put on the
 // wire in each direction.
-func echo(t *testing.T, cli *Client, p *countProxy, body []byte) (up, down int64) {
+func echo(t *testing.T, cli *Client, p *tcpProxy, body []byte) (up, down int64) {
 	t.Helper()
 	up0, down0 := p.up.Load(), p.down.Load()
 	var out []byte
