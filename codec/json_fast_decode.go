@@ -359,6 +359,26 @@ type jsonDecoder struct {
 	strs []byte
 }
 
+// after reads what follows a value in an array or object: the closing
+// byte (end reports true) or a comma, with the white space around them;
+// ok is false for anything else.
+func (d *jsonDecoder) after(closing byte) (end, ok bool) {
+	d.space()
+	if d.off >= len(d.b) {
+		return false, false
+	}
+	c := d.b[d.off]
+	d.off++
+	if c == closing {
+		return true, true
+	}
+	if c != ',' {
+		return false, false
+	}
+	d.space()
+	return false, true
+}
+
 // space skips white space.
 func (d *jsonDecoder) space() {
 	if d.off < len(d.b) && d.b[d.off] > ' ' {
@@ -834,19 +854,13 @@ func (d *jsonDecoder) slice(ft *jsonType, p unsafe.Pointer) bool {
 			return false
 		}
 		i++
-		d.space()
-		if d.off >= len(d.b) {
+		end, ok := d.after(']')
+		if !ok {
 			return false
 		}
-		c := d.b[d.off]
-		d.off++
-		if c == ']' {
+		if end {
 			break
 		}
-		if c != ',' {
-			return false
-		}
-		d.space()
 	}
 	h.len = i
 	return true
@@ -883,19 +897,13 @@ func (d *jsonDecoder) mapValue(ft *jsonType, p unsafe.Pointer) bool {
 		kv := reflect.New(ft.typ.Key()).Elem()
 		kv.SetString(string(key))
 		m.SetMapIndex(kv, elem)
-		d.space()
-		if d.off >= len(d.b) {
+		end, ok := d.after('}')
+		if !ok {
 			return false
 		}
-		c := d.b[d.off]
-		d.off++
-		if c == '}' {
+		if end {
 			return true
 		}
-		if c != ',' {
-			return false
-		}
-		d.space()
 	}
 }
 
@@ -942,19 +950,13 @@ func (d *jsonDecoder) structValue(ft *jsonType, p unsafe.Pointer) bool {
 			}
 			next = i + 1
 		}
-		d.space()
-		if d.off >= len(d.b) {
+		end, ok := d.after('}')
+		if !ok {
 			return false
 		}
-		c := d.b[d.off]
-		d.off++
-		if c == '}' {
+		if end {
 			return true
 		}
-		if c != ',' {
-			return false
-		}
-		d.space()
 	}
 }
 
