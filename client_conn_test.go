@@ -10,18 +10,7 @@ import (
 )
 
 func TestKeepaliveBlackhole(t *testing.T) {
-	srv := NewServer()
-	calc := &Calc{}
-	if err := srv.Register(calc); err != nil {
-		t.Fatal(err)
-	}
-	addr := startServer(t, srv)
-	proxy := newFreezeProxy(t, addr)
-	cli, err := Dial("tcp", proxy.addr(), WithKeepalive(100*time.Millisecond), WithPoolSize(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli, calc, proxy := proxiedCalc(t, WithKeepalive(100*time.Millisecond), WithPoolSize(1))
 	var sum int
 	if err := cli.Call("Calc.Add", Args{1, 2}, &sum); err != nil {
 		t.Fatalf("Call through the proxy = %v", err)
@@ -127,18 +116,7 @@ func TestWriteStallHonoursTimeout(t *testing.T) {
 // (here: from the callback of a call that failed with it) must re-dial, not
 // fail on the dead connection that is still in the pool.
 func TestCallRightAfterConnLoss(t *testing.T) {
-	srv := NewServer()
-	calc := &Calc{}
-	if err := srv.Register(calc); err != nil {
-		t.Fatal(err)
-	}
-	addr := startServer(t, srv)
-	proxy := newFreezeProxy(t, addr)
-	cli, err := Dial("tcp", proxy.addr(), WithPoolSize(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli, calc, proxy := proxiedCalc(t, WithPoolSize(1))
 	for round := range 10 {
 		var sum int
 		if err := cli.Call("Calc.Add", Args{1, 2}, &sum, WithTimeout(5*time.Second)); err != nil {

@@ -151,17 +151,7 @@ func TestSelfReadIdleDrainNoticed(t *testing.T) {
 // TestSelfReadServerCloseNoticed: the server closing a connection whose
 // role is lent is noticed without a call.
 func TestSelfReadServerCloseNoticed(t *testing.T) {
-	srv := NewServer()
-	if err := srv.Register(&Calc{}); err != nil {
-		t.Fatal(err)
-	}
-	addr := startServer(t, srv)
-	proxy := newFreezeProxy(t, addr)
-	cli, err := Dial("tcp", proxy.addr(), WithPoolSize(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli, _, proxy := proxiedCalc(t, WithPoolSize(1))
 	cc := loneConn(t, cli)
 	selfReadWarm(t, cli, cc)
 	proxy.cut()
@@ -176,18 +166,7 @@ func TestSelfReadServerCloseNoticed(t *testing.T) {
 // own response fails that call with ErrShutdown at once, and the
 // connection is replaced for the next call.
 func TestSelfReadConnLost(t *testing.T) {
-	srv := NewServer()
-	calc := &Calc{}
-	if err := srv.Register(calc); err != nil {
-		t.Fatal(err)
-	}
-	addr := startServer(t, srv)
-	proxy := newFreezeProxy(t, addr)
-	cli, err := Dial("tcp", proxy.addr(), WithPoolSize(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli, calc, proxy := proxiedCalc(t, WithPoolSize(1))
 	cc := loneConn(t, cli)
 	selfReadWarm(t, cli, cc)
 	before := cc.sr.taken.Load()
@@ -265,17 +244,7 @@ func TestSelfReadNotForAsync(t *testing.T) {
 func TestSelfReadCallAfterUnseenClose(t *testing.T) {
 	old := selfReadIdle.Swap(int64(time.Minute))
 	defer selfReadIdle.Store(old)
-	srv := NewServer()
-	if err := srv.Register(&Calc{}); err != nil {
-		t.Fatal(err)
-	}
-	addr := startServer(t, srv)
-	proxy := newFreezeProxy(t, addr)
-	cli, err := Dial("tcp", proxy.addr(), WithPoolSize(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli, _, proxy := proxiedCalc(t, WithPoolSize(1))
 	for round := range 3 {
 		cc := loneConn(t, cli)
 		selfReadWarm(t, cli, cc)

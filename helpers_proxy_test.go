@@ -64,6 +64,24 @@ func newStallProxy(t testing.TB, target string) *tcpProxy { return newProxy(t, t
 // newFreezeProxy is a proxy with the kernel's default socket buffers.
 func newFreezeProxy(t testing.TB, target string) *tcpProxy { return newProxy(t, target, false) }
 
+// proxiedCalc serves a Calc on loopback and returns a client of it that
+// reaches it through a freeze proxy; all are stopped when the test ends.
+func proxiedCalc(t testing.TB, copts ...ClientOption) (*Client, *Calc, *tcpProxy) {
+	t.Helper()
+	srv := NewServer()
+	calc := &Calc{}
+	if err := srv.Register(calc); err != nil {
+		t.Fatal(err)
+	}
+	proxy := newFreezeProxy(t, startServer(t, srv))
+	cli, err := Dial("tcp", proxy.addr(), copts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli, calc, proxy
+}
+
 func (p *tcpProxy) addr() string { return p.lis.Addr().String() }
 
 func (p *tcpProxy) accept() {
