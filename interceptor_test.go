@@ -240,8 +240,8 @@ func TestServerInterceptorRequest(t *testing.T) {
 func TestServerInterceptorTLS(t *testing.T) {
 	pki := newTestPKI(t)
 	srvCfg := &tls.Config{
-		Certificates: []tls.Certificate{pki.server},
-		ClientCAs:    pki.pool,
+		Certificates: []tls.Certificate{pki.Server},
+		ClientCAs:    pki.Pool,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		MinVersion:   tls.VersionTLS12,
 	}
@@ -254,7 +254,7 @@ func TestServerInterceptorTLS(t *testing.T) {
 		return next(ctx, req)
 	}
 	cli, _, _ := newCalcPair(t, []ServerOption{WithTLS(srvCfg), WithServerInterceptor(see)},
-		WithTLS(&tls.Config{RootCAs: pki.pool, Certificates: []tls.Certificate{pki.client}}))
+		WithTLS(&tls.Config{RootCAs: pki.Pool, Certificates: []tls.Certificate{pki.Clients["client"]}}))
 	var sum int
 	if err := cli.Call("Calc.Add", Args{1, 2}, &sum, WithTimeout(defaultTestTimeout)); err != nil || sum != 3 {
 		t.Fatalf("Call over mutual TLS = %d, %v; want 3, nil", sum, err)

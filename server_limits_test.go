@@ -499,9 +499,9 @@ func FuzzServeConnLimits(f *testing.F) {
 // are served meanwhile.
 func TestTLSHandshakeTimeout(t *testing.T) {
 	pki := newTestPKI(t)
-	srvCfg := &tls.Config{Certificates: []tls.Certificate{pki.server}, MinVersion: tls.VersionTLS12}
+	srvCfg := &tls.Config{Certificates: []tls.Certificate{pki.Server}, MinVersion: tls.VersionTLS12}
 	const readTimeout = 200 * time.Millisecond
-	cli, _, srv := newCalcPair(t, []ServerOption{WithTLS(srvCfg), WithReadTimeout(readTimeout)}, WithTLS(&tls.Config{RootCAs: pki.pool}))
+	cli, _, srv := newCalcPair(t, []ServerOption{WithTLS(srvCfg), WithReadTimeout(readTimeout)}, WithTLS(&tls.Config{RootCAs: pki.Pool}))
 	var sum int
 	if err := cli.Call("Calc.Add", Args{1, 2}, &sum, WithTimeout(5*time.Second)); err != nil || sum != 3 {
 		t.Fatalf("Call over TLS = %d, %v; want 3, nil", sum, err)

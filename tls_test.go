@@ -1,82 +1,20 @@
 package rpc
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"testing"
 	"time"
+
+	"github.com/seedrpc/rpc/internal/testpki"
 )
 
-// testPKI is a CA with a server and a client certificate, all ECDSA P-256.
-type testPKI struct {
-	pool   *x509.CertPool
-	server tls.Certificate
-	client tls.Certificate
-}
-
-func newTestPKI(t testing.TB) *testPKI {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "seedrpc test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage) tls.Certificate {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: cn},
-			NotBefore:    now.Add(-time.Hour),
-			NotAfter:     now.Add(time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-			IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
-	return &testPKI{
-		pool:   pool,
-		server: leaf(2, "server", x509.ExtKeyUsageServerAuth),
-		client: leaf(3, "client", x509.ExtKeyUsageClientAuth),
-	}
-}
+// newTestPKI makes a CA with a server and a "client" certificate.
+func newTestPKI(t testing.TB) *testpki.PKI { return testpki.New(t, "client") }
 
 func TestTLS(t *testing.T) {
 	pki := newTestPKI(t)
-	srvCfg := &tls.Config{Certificates: []tls.Certificate{pki.server}, MinVersion: tls.VersionTLS12}
-	cli, _, _ := newCalcPair(t, []ServerOption{WithTLS(srvCfg)}, WithTLS(&tls.Config{RootCAs: pki.pool}))
+	srvCfg := &tls.Config{Certificates: []tls.Certificate{pki.Server}, MinVersion: tls.VersionTLS12}
+	cli, _, _ := newCalcPair(t, []ServerOption{WithTLS(srvCfg)}, WithTLS(&tls.Config{RootCAs: pki.Pool}))
 	var sum int
 	if err := cli.Call("Calc.Add", Args{1, 2}, &sum, WithTimeout(5*time.Second)); err != nil || sum != 3 {
 		t.Fatalf("Call over TLS = %d, %v; want 3, nil", sum, err)
@@ -105,8 +43,8 @@ func TestTLS(t *testing.T) {
 func TestMutualTLS(t *testing.T) {
 	pki := newTestPKI(t)
 	srvCfg := &tls.Config{
-		Certificates: []tls.Certificate{pki.server},
-		ClientCAs:    pki.pool,
+		Certificates: []tls.Certificate{pki.Server},
+		ClientCAs:    pki.Pool,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		MinVersion:   tls.VersionTLS12,
 	}
@@ -116,7 +54,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 	addr := startServer(t, srv)
 
-	withCert, err := Dial("tcp", addr, WithTLS(&tls.Config{RootCAs: pki.pool, Certificates: []tls.Certificate{pki.client}}))
+	withCert, err := Dial("tcp", addr, WithTLS(&tls.Config{RootCAs: pki.Pool, Certificates: []tls.Certificate{pki.Clients["client"]}}))
 	if err != nil {
 		t.Fatalf("Dial with a client certificate = %v", err)
 	}
@@ -131,7 +69,7 @@ func TestMutualTLS(t *testing.T) {
 	// fails; nothing hangs.
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		start := time.Now()
-		noCert, err := Dial("tcp", addr, WithTLS(&tls.Config{RootCAs: pki.pool, MinVersion: version, MaxVersion: version}))
+		noCert, err := Dial("tcp", addr, WithTLS(&tls.Config{RootCAs: pki.Pool, MinVersion: version, MaxVersion: version}))
 		if err == nil {
 			err = noCert.Call("Calc.Add", Args{1, 2}, &sum, WithTimeout(5*time.Second))
 			noCert.Close()
@@ -145,7 +83,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 
 	// A client that does not trust the server's CA fails at Dial.
-	if c, err := Dial("tcp", addr, WithTLS(&tls.Config{Certificates: []tls.Certificate{pki.client}})); err == nil {
+	if c, err := Dial("tcp", addr, WithTLS(&tls.Config{Certificates: []tls.Certificate{pki.Clients["client"]}})); err == nil {
 		c.Close()
 		t.Error("Dial trusting no CA succeeded")
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/seedrpc/rpc/internal/testpki"
+
 	rpc "github.com/seedrpc/rpc"
 )
 
@@ -77,18 +79,18 @@ func TestTokenAuthVerify(t *testing.T) {
 }
 
 func TestMTLS(t *testing.T) {
-	pki := newTestPKI(t, "alice", "mallory")
+	pki := testpki.New(t, "alice", "mallory")
 	srvCfg := &tls.Config{
-		Certificates: []tls.Certificate{pki.server},
-		ClientCAs:    pki.pool,
+		Certificates: []tls.Certificate{pki.Server},
+		ClientCAs:    pki.Pool,
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		MinVersion:   tls.VersionTLS12,
 	}
 	e, addr := serve(t, rpc.WithTLS(srvCfg), rpc.WithServerInterceptor(MTLS(AllowNames("alice", "spiffe://example.org/bot"))))
 	withCert := func(cn string) *rpc.Client {
-		cfg := &tls.Config{RootCAs: pki.pool}
+		cfg := &tls.Config{RootCAs: pki.Pool}
 		if cn != "" {
-			cfg.Certificates = []tls.Certificate{pki.clients[cn]}
+			cfg.Certificates = []tls.Certificate{pki.Clients[cn]}
 		}
 		return dial(t, addr, rpc.WithTLS(cfg))
 	}
@@ -107,11 +109,11 @@ func TestMTLS(t *testing.T) {
 
 	// A certificate the server did not verify (RequireAnyClientCert) is no
 	// identity, whatever name it claims.
-	forged := newTestPKI(t, "alice")
+	forged := testpki.New(t, "alice")
 	unverified := srvCfg.Clone()
 	unverified.ClientAuth = tls.RequireAnyClientCert
 	_, addr2 := serve(t, rpc.WithTLS(unverified), rpc.WithServerInterceptor(MTLS(AllowNames("alice"))))
-	fake := dial(t, addr2, rpc.WithTLS(&tls.Config{RootCAs: pki.pool, Certificates: []tls.Certificate{forged.clients["alice"]}}))
+	fake := dial(t, addr2, rpc.WithTLS(&tls.Config{RootCAs: pki.Pool, Certificates: []tls.Certificate{forged.Clients["alice"]}}))
 	if err := say(t, fake); !errors.Is(err, rpc.ErrUnauthenticated) {
 		t.Errorf("unverified certificate: Call error = %v, want ErrUnauthenticated", err)
 	}

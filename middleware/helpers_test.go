@@ -2,14 +2,7 @@ package middleware
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -101,67 +94,6 @@ type stubNext struct{ n atomic.Int32 }
 func (s *stubNext) handle(context.Context, *rpc.Request) (any, error) {
 	s.n.Add(1)
 	return "ok", nil
-}
-
-// testPKI is a CA with a server certificate and client certificates.
-type testPKI struct {
-	pool    *x509.CertPool
-	server  tls.Certificate
-	clients map[string]tls.Certificate // by common name
-}
-
-func newTestPKI(t *testing.T, clients ...string) *testPKI {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "middleware test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var serial atomic.Int64
-	serial.Store(1)
-	leaf := func(cn string, usage x509.ExtKeyUsage) tls.Certificate {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial.Add(1)),
-			Subject:      pkix.Name{CommonName: cn},
-			NotBefore:    now.Add(-time.Hour),
-			NotAfter:     now.Add(time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-			IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	}
-	pki := &testPKI{pool: x509.NewCertPool(), server: leaf("server", x509.ExtKeyUsageServerAuth), clients: map[string]tls.Certificate{}}
-	pki.pool.AddCert(caCert)
-	for _, cn := range clients {
-		pki.clients[cn] = leaf(cn, x509.ExtKeyUsageClientAuth)
-	}
-	return pki
 }
 
 // syncBuffer is a goroutine-safe buffer for slog handlers.
