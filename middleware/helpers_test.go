@@ -2,12 +2,12 @@ package middleware
 
 import (
 	"context"
-	"errors"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/seedrpc/rpc/internal/servetest"
 
 	rpc "github.com/seedrpc/rpc"
 )
@@ -46,24 +46,7 @@ func serve(t *testing.T, sopts ...rpc.ServerOption) (*Echo, string) {
 	if err := srv.Register(e); err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		srv.Close()
-		select {
-		case err := <-errc:
-			if !errors.Is(err, rpc.ErrServerClosed) {
-				t.Errorf("Serve() = %v, want ErrServerClosed", err)
-			}
-		case <-time.After(testTimeout):
-			t.Error("Serve did not return after Close")
-		}
-	})
-	return e, lis.Addr().String()
+	return e, servetest.Serve(t, srv)
 }
 
 // dial returns a client of addr, closed when the test ends.

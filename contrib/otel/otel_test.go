@@ -3,10 +3,11 @@ package otel_test
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/seedrpc/rpc/internal/servetest"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -81,24 +82,7 @@ func startServer(t *testing.T, calc *Calc, opts ...rpc.ServerOption) string {
 	if err := srv.Register(calc); err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		srv.Close()
-		select {
-		case err := <-errc:
-			if !errors.Is(err, rpc.ErrServerClosed) {
-				t.Errorf("Serve() = %v, want ErrServerClosed", err)
-			}
-		case <-time.After(testTimeout):
-			t.Errorf("Serve did not return within %v", testTimeout)
-		}
-	})
-	return lis.Addr().String()
+	return servetest.Serve(t, srv)
 }
 
 // spans waits until the recorder holds n ended spans and returns them.

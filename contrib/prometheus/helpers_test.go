@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seedrpc/rpc/internal/servetest"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	rpc "github.com/seedrpc/rpc"
@@ -60,21 +62,7 @@ func startServer(t *testing.T, calc *Calc, opts ...rpc.ServerOption) string {
 	if err := srv.Register(calc); err != nil {
 		t.Fatal(err)
 	}
-	lis := listen(t)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		srv.Close()
-		select {
-		case err := <-errc:
-			if !errors.Is(err, rpc.ErrServerClosed) {
-				t.Errorf("Serve() = %v, want ErrServerClosed", err)
-			}
-		case <-time.After(testTimeout):
-			t.Errorf("Serve did not return within %v", testTimeout)
-		}
-	})
-	return lis.Addr().String()
+	return servetest.Serve(t, srv)
 }
 
 func newCalc() *Calc {
