@@ -144,8 +144,11 @@ func (cc *clientConn) lend() error {
 	s.since.Store(time.Now().UnixNano())
 	s.state.Store(roleFree)
 	// A call that registered meanwhile may have missed the lending
-	// (resumeReader): take the role back for it.
-	if cc.load.Load() > 0 && s.state.CompareAndSwap(roleFree, roleReader) {
+	// (resumeReader): take the role back for it, unless a caller took the
+	// role since (it hands it back itself if calls are left pending; taking
+	// it after that caller left it lent would have the reader read an idle
+	// connection again).
+	if cc.load.Load() > 0 && !s.used.Load() && s.state.CompareAndSwap(roleFree, roleReader) {
 		s.timer.Stop()
 		return nil
 	}
@@ -175,10 +178,12 @@ func (cc *clientConn) lend() error {
 }
 
 // resumeReader gives a lent role back to the reader: a call whose caller
-// does not read its response was written.
+// does not read its response was written. If no call is pending any more,
+// its response was already read (the reader read it, then lent the role
+// again, before this writer got here): the role stays lent.
 func (cc *clientConn) resumeReader() {
 	s := &cc.sr
-	if s.state.Load() == roleFree && s.state.CompareAndSwap(roleFree, roleReader) {
+	if s.state.Load() == roleFree && cc.load.Load() > 0 && s.state.CompareAndSwap(roleFree, roleReader) {
 		s.wake <- struct{}{}
 	}
 }
