@@ -19,6 +19,9 @@ import (
 type methodStats struct {
 	errors  atomic.Uint64 // calls answered with a status other than OK
 	latency latencyHistogram
+	// inlineAvg is a moving average (ns) of how long the method's handler
+	// took when it ran on its connection's reading goroutine; see quick.
+	inlineAvg atomic.Int64
 }
 
 // record counts a call that started at start (a monoNow reading) and
@@ -31,6 +34,33 @@ func (s *methodStats) record(start time.Duration, status *wire.Status) {
 	if *status != wire.StatusOK {
 		s.errors.Add(1)
 	}
+}
+
+// batchQuick: a method whose handler took less than this on average
+// (a moving average over its last eight or so runs on its connection's
+// reading goroutine) is quick, and its calls may run on the reading
+// goroutine while other requests wait behind them (server_inline.go).
+// Only inline runs count: a call on a worker of a busy server mostly
+// waits for a core, which says nothing of the handler; and only the
+// handler (with its args' decoding) is timed, not the writing of its
+// response. An average, not the last run, so that a pause of the process
+// (a GC, a preemption) does not stop the batching for long.
+var batchQuick = 50 * time.Microsecond // tests change it
+
+// ranInline notes an inline run of the method whose handler (with the
+// decoding of its args) took d. Concurrent runs may lose an update: it is
+// an estimate.
+func (s *methodStats) ranInline(d time.Duration) {
+	if s != nil {
+		old := s.inlineAvg.Load()
+		s.inlineAvg.Store(old - old/8 + int64(d)/8)
+	}
+}
+
+// quick reports whether the method's handler has been quick when it ran
+// inline: every method is until one of its inline runs says otherwise.
+func (s *methodStats) quick() bool {
+	return s != nil && s.inlineAvg.Load() < int64(batchQuick)
 }
 
 // monoEpoch is the reference monoNow measures from.

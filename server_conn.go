@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"reflect"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,10 @@ import (
 	"github.com/seedrpc/rpc/codec"
 	"github.com/seedrpc/rpc/internal/wire"
 )
+
+// serverProcs is the number of calls that keep every core busy
+// (server_inline.go); tests change it.
+var serverProcs = func() int { return runtime.GOMAXPROCS(0) }
 
 // serverWriteTimeout bounds one write to a client; a client that reads
 // nothing for this long loses its connection.
@@ -87,6 +92,14 @@ type serverConn struct {
 	readDone    chan struct{}
 	inlineSince atomic.Int64 // monoNow when the inline call began; 0: none
 	guardSeen   atomic.Uint64
+	// holding is set while the reading holds the writer (server_inline.go);
+	// procs is GOMAXPROCS when the connection started.
+	holding bool
+	procs   int64
+	// inlineCall and inlineStats are c.inline's call and the stats of its
+	// method.
+	inlineCall  *serverCall
+	inlineStats *methodStats
 }
 
 func newServerConn(s *Server, nc net.Conn) *serverConn {
@@ -100,6 +113,7 @@ func newServerConn(s *Server, nc net.Conn) *serverConn {
 		calls:    make(map[uint64]*callContext),
 		activeAt: time.Now(),
 		readDone: make(chan struct{}),
+		procs:    int64(serverProcs()),
 	}
 	limitUnsent(nc, unsentLimit)
 	c.w.YieldWhen(c.othersRunning)
@@ -131,6 +145,9 @@ func (c *serverConn) serve() {
 // (c.inline is nil) or a call is to run on this goroutine (c.inline).
 func (c *serverConn) readFrames() {
 	for {
+		if c.holding && !c.nextWhole() {
+			c.releaseHold() // the read may wait: what is held goes now
+		}
 		h, err := c.fr.next()
 		if err != nil {
 			c.readFailed(err)
@@ -310,7 +327,7 @@ func (c *serverConn) dispatch(h *wire.Header, bp *frameBuf) bool {
 	c.running.Add(1)
 	c.handlers.Add(1)
 	sc.track = track
-	c.start(job)
+	c.start(sc, job)
 	return true
 }
 
@@ -328,13 +345,17 @@ type serverCall struct {
 	bp        *frameBuf
 	ctx       callContext
 	lim       limitTicket
+	// took is how long decoding the args and running the handler took.
+	took time.Duration
 }
 
 // serve runs the call on a worker goroutine.
 func (sc *serverCall) serve() {
 	c := sc.conn
 	defer c.finish(sc)
+	start := monoNow()
 	status, rv, name, err := c.invoke(&sc.ctx, sc.codecID, sc.method, sc.body, sc.bp)
+	sc.took = monoNow() - start
 	var reply any
 	if status == wire.StatusOK {
 		reply = rv.Interface()
@@ -354,6 +375,7 @@ func (c *serverConn) acquire() {
 		return
 	default:
 	}
+	c.releaseHold() // the responses held must not wait for the slot
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {

@@ -143,7 +143,9 @@ func (ic *interceptedCall) release() {
 func (ic *interceptedCall) serve() {
 	c := ic.conn
 	defer c.finish(&ic.serverCall)
+	start := monoNow()
 	status, reply, name, err := c.intercept(ic)
+	ic.took = monoNow() - start
 	c.freeSlot(&ic.serverCall)
 	c.respond(&ic.serverCall, status, reply, name, err)
 	c.srv.limiter.done(&ic.lim)

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode"
 	"unicode/utf8"
 	"unsafe"
@@ -118,21 +117,20 @@ type jsonPlan struct {
 // jsonPlans caches a *jsonPlan per reflect.Type (of the value, not of a
 // pointer to it). It is a cache, not state: what a call produces never
 // depends on whether a plan was cached.
-var jsonPlans sync.Map
+var jsonPlans planCache[jsonPlan]
 
 // jsonPlanFor returns the plan of t, compiling and caching it on first use.
-func jsonPlanFor(t reflect.Type) *jsonPlan {
-	if p, ok := jsonPlans.Load(t); ok {
-		return p.(*jsonPlan)
-	}
+func jsonPlanFor(t reflect.Type) *jsonPlan { return jsonPlans.load(t, compileJSONPlan) }
+
+// compileJSONPlan makes the plan of t.
+func compileJSONPlan(t reflect.Type) *jsonPlan {
 	p := &jsonPlan{}
 	if jsonFastEnabled {
 		p.root = compileJSON(t, map[reflect.Type]bool{})
 	}
 	p.direct = t.Kind() == reflect.Map ||
 		(t.Kind() == reflect.Struct && t.Size() == unsafe.Sizeof(uintptr(0)))
-	actual, _ := jsonPlans.LoadOrStore(t, p)
-	return actual.(*jsonPlan)
+	return p
 }
 
 // jsonCustomInterfaces are the interfaces through which encoding/json lets

@@ -7,7 +7,6 @@ import (
 	"math"
 	"reflect"
 	"strings"
-	"sync"
 	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -114,13 +113,13 @@ type fastPlan struct {
 // fastPlans caches a *fastPlan per reflect.Type (of the value, not of a
 // pointer to it). Like the encoder pools, it is a cache, not state: what a
 // call produces never depends on whether a plan was cached.
-var fastPlans sync.Map
+var fastPlans planCache[fastPlan]
 
 // fastPlanFor returns the plan of t, compiling and caching it on first use.
-func fastPlanFor(t reflect.Type) *fastPlan {
-	if p, ok := fastPlans.Load(t); ok {
-		return p.(*fastPlan)
-	}
+func fastPlanFor(t reflect.Type) *fastPlan { return fastPlans.load(t, compileFastPlan) }
+
+// compileFastPlan makes the plan of t.
+func compileFastPlan(t reflect.Type) *fastPlan {
 	p := &fastPlan{root: compileFast(t, map[reflect.Type]bool{})}
 	// An interface stores a value in its data word when the value is one
 	// pointer-sized word that holds a pointer; of the eligible kinds, only
@@ -129,8 +128,7 @@ func fastPlanFor(t reflect.Type) *fastPlan {
 	if p.root != nil && !probeFast(t, p.root) {
 		p.root = nil
 	}
-	actual, _ := fastPlans.LoadOrStore(t, p)
-	return actual.(*fastPlan)
+	return p
 }
 
 // fastCustomInterfaces are the interfaces through which v5 lets a type

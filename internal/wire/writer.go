@@ -76,6 +76,57 @@ type Writer struct {
 	// others, when set, reports whether other goroutines may be about to
 	// write (see YieldWhen); nil: they may.
 	others func() bool
+	// held is set between Hold and Release: flushing is set, but nobody
+	// writes until Release or until a writer takes the hold over.
+	held bool
+}
+
+// maxHeld is how many bytes a hold collects before the writer that would
+// exceed it writes them itself.
+const maxHeld = 64 << 10
+
+// Hold makes the frames written from now on wait in the Writer, unwritten,
+// until Release, so that the frames a goroutine produces in a row (the
+// responses of several requests read in one buffer) leave in one write
+// instead of one each. It reports false, holding nothing, if a write is in
+// progress (frames then join it anyway) or the Writer failed.
+//
+// A hold never makes anyone wait for it: a writer that must wait for its
+// frame to be written (wait set), or whose frame would take the held bytes
+// past 64 KiB, takes the hold over and writes everything itself; Release
+// is then a no-op. The holder must call Release before it blocks on
+// anything else, or the held frames wait with it.
+func (w *Writer) Hold() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.flushing || w.err != nil {
+		return false
+	}
+	w.flushing, w.held = true, true
+	return true
+}
+
+// Release writes, on the calling goroutine, the frames queued since Hold
+// (unless a writer took the hold over meanwhile). It returns the write's
+// error, which has also closed the connection.
+func (w *Writer) Release() error {
+	w.mu.Lock()
+	if !w.held {
+		w.mu.Unlock()
+		return nil
+	}
+	w.held = false
+	if len(w.buf) == 0 {
+		w.setIdle()
+		w.mu.Unlock()
+		return nil
+	}
+	data := w.buf
+	w.buf, w.spare = w.spare, nil
+	done := w.batchDone
+	w.batchDone = nil
+	w.mu.Unlock()
+	return w.flush(context.Background(), time.Time{}, data, true, done)
 }
 
 // YieldWhen makes a flusher yield before writing only while others reports
@@ -182,6 +233,19 @@ func (w *Writer) send(ctx context.Context, deadline time.Time, p []byte, wait, c
 		}
 		if !w.flushing {
 			break
+		}
+		if w.held && (wait || len(w.buf)+len(p) > maxHeld) {
+			// Take the hold over: write what it holds, then p.
+			w.held = false
+			w.buf = append(w.buf, p...)
+			w.queued += int64(len(p))
+			end := w.queued
+			data := w.buf
+			w.buf, w.spare = w.spare, nil
+			done := w.batchDone
+			w.batchDone = nil
+			w.mu.Unlock()
+			return end, w.flush(ctx, deadline, data, true, done)
 		}
 		if len(w.buf) < maxBuffered || control {
 			w.buf = append(w.buf, p...)

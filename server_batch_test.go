@@ -1,0 +1,188 @@
+package rpc
+
+import (
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/seedrpc/rpc/internal/wire"
+)
+
+// Tests of the requests a busy connection runs in a batch on its reading
+// goroutine, with their responses held and written together
+// (server_inline.go).
+
+// writeCountListener counts the writes made on the connections it accepts.
+type writeCountListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l writeCountListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return writeCountConn{nc, l.writes}, nil
+}
+
+type writeCountConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c writeCountConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// batchServer serves inlineSvc as if every core were busy (a batch needs
+// as many calls running as GOMAXPROCS; here one, the batch's own), and
+// returns a raw connection to it and the count of the server's writes.
+func batchServer(t *testing.T) (*inlineSvc, net.Conn, *atomic.Int64, *Server) {
+	t.Helper()
+	// Handlers that capture their stack take well over the 50µs of a
+	// quick method under the race detector.
+	oldProcs, oldQuick := serverProcs, batchQuick
+	serverProcs, batchQuick = func() int { return 1 }, 10*time.Millisecond
+	t.Cleanup(func() { serverProcs, batchQuick = oldProcs, oldQuick })
+	srv := NewServer()
+	svc := newInlineSvc()
+	if err := srv.RegisterName("Inline", svc); err != nil {
+		t.Fatal(err)
+	}
+	writes := new(atomic.Int64)
+	lis := writeCountListener{listenLoopback(t), writes}
+	errc := serve(srv, lis)
+	t.Cleanup(func() {
+		svc.unblock()
+		srv.Close()
+		<-errc
+	})
+	nc, err := net.Dial("tcp", lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return svc, nc, writes, srv
+}
+
+// readOK reads one response (readResponse) and fails unless it is a
+// success; it returns the response's seq and body.
+func readOK(t *testing.T, nc net.Conn) (uint64, []byte) {
+	t.Helper()
+	h, payload := readResponse(t, nc)
+	if h.Type != wire.TypeResponse || h.Status != wire.StatusOK {
+		t.Fatalf("seq %d: frame type %v status %v: %s", h.Seq, h.Type, h.Status, payload)
+	}
+	return h.Seq, payload[int(h.MethodLen)+int(h.MetaLen):]
+}
+
+// msgpack encodings used below.
+var (
+	mpZero = []byte{0x00}
+	mpTrue = []byte{0xc3}
+)
+
+// TestBatchRunsInlineInOneWrite: requests that arrive together run in turn
+// on the goroutine that read them and their responses leave in one write.
+// A handler descheduled for over a millisecond (a loaded machine) makes
+// the guard split the batch, so the test passes if one of a few rounds
+// shows the batch whole; with batching broken every round has a write per
+// response, or handlers on workers.
+func TestBatchRunsInlineInOneWrite(t *testing.T) {
+	_, nc, writes, _ := batchServer(t)
+	const n = 8
+	var lastWrites int64
+	var allInline bool
+	seq := uint64(0)
+	for round := 0; round < 5; round++ {
+		var req []byte
+		for range n {
+			seq++
+			req = append(req, frame(wire.TypeRequest, seq, "Inline.Fast", mpZero)...)
+		}
+		before := writes.Load()
+		if _, err := nc.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		allInline = true
+		for i := range n {
+			got, body := readOK(t, nc)
+			want := seq - n + uint64(i) + 1
+			allInline = allInline && got == want && string(body) == string(mpTrue)
+		}
+		lastWrites = writes.Load() - before
+		if lastWrites == 1 && allInline {
+			return
+		}
+	}
+	t.Errorf("last round: %d responses in %d writes, all run inline and in order: %v; want one write, inline", n, lastWrites, allInline)
+}
+
+// TestBatchHoldReleasedBeforeRead: the responses of a batch are written
+// as soon as no whole request is left in the buffer, not held until the
+// request being received completes.
+func TestBatchHoldReleasedBeforeRead(t *testing.T) {
+	_, nc, _, _ := batchServer(t)
+	third := frame(wire.TypeRequest, 3, "Inline.Fast", mpZero)
+	req := append(frame(wire.TypeRequest, 1, "Inline.Fast", mpZero), frame(wire.TypeRequest, 2, "Inline.Fast", mpZero)...)
+	req = append(req, third[:10]...)
+	if _, err := nc.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	for want := uint64(1); want <= 2; want++ {
+		if got, _ := readOK(t, nc); got != want {
+			t.Fatalf("got seq %d, want %d", got, want)
+		}
+	}
+	if _, err := nc.Write(third[10:]); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := readOK(t, nc); got != 3 {
+		t.Fatalf("got seq %d, want 3", got)
+	}
+}
+
+// TestBatchSlowCallDoesNotHoldOthers: a call in a batch that turns out
+// slow has the reading (and the held responses) taken from it: the
+// requests behind it are answered while it still runs, and its method is
+// not run in a batch again.
+func TestBatchSlowCallDoesNotHoldOthers(t *testing.T) {
+	svc, nc, _, srv := batchServer(t)
+	req := append(frame(wire.TypeRequest, 1, "Inline.Fast", mpZero), frame(wire.TypeRequest, 2, "Inline.Block", mpZero)...)
+	req = append(req, frame(wire.TypeRequest, 3, "Inline.Fast", mpZero)...)
+	if _, err := nc.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []uint64{1, 3} {
+		if got, _ := readOK(t, nc); got != want {
+			t.Fatalf("got seq %d, want %d while Block runs", got, want)
+		}
+	}
+	select {
+	case inline := <-svc.started:
+		if !inline {
+			t.Error("Block, read with a request behind it, ran on a worker: the batch was not tried")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Block never started")
+	}
+	time.Sleep(100 * time.Millisecond) // slow: its average passes batchQuick
+	svc.unblock()
+	if got, _ := readOK(t, nc); got != 2 {
+		t.Fatalf("got seq %d, want 2", got)
+	}
+	m, err := srv.lookup([]byte("Inline.Block"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.stats.quick() {
+		t.Error("Block still counts as quick after a slow inline run")
+	}
+	fast, _ := srv.lookup([]byte("Inline.Fast"))
+	if !fast.stats.quick() {
+		t.Error("Fast does not count as quick")
+	}
+}
