@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// workerIdle is how long an idle handler goroutine waits for more work
-// before it exits: long enough to carry a busy server from call to call,
+// workerIdle is how long (up to twice) an idle handler goroutine waits for
+// more work before it exits: long enough to carry a busy server from call to call,
 // short enough that a quiet server (DefaultServer, which nobody closes)
 // soon has no handler goroutines left.
 const workerIdle = 250 * time.Millisecond
@@ -38,20 +38,29 @@ func (p *workerPool) run(sc servable) {
 	}
 }
 
+// worker runs sc, then the jobs handed to it, until it has been idle for
+// workerIdle to twice that. Its timer is not reset per job (a timer update
+// on every call of a busy server): it fires every workerIdle, and the
+// worker exits at a firing that finds it served nothing since the last.
 func (p *workerPool) worker(sc servable) {
 	defer p.wg.Done()
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
 		sc.serve()
-		sc = nil
-		idle.Reset(workerIdle)
-		select {
-		case sc = <-p.work:
-		case <-idle.C:
-			return
-		case <-p.quit:
-			return
+		worked := true
+		for sc = nil; sc == nil; {
+			select {
+			case sc = <-p.work:
+			case <-idle.C:
+				if !worked {
+					return
+				}
+				worked = false
+				idle.Reset(workerIdle)
+			case <-p.quit:
+				return
+			}
 		}
 	}
 }

@@ -1,0 +1,49 @@
+package rpc
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+// jobFunc is a servable made of a function.
+type jobFunc func()
+
+func (f jobFunc) serve() { f() }
+
+// TestWorkerPoolIdleExit: workers serve the jobs handed to them while
+// busy, stay for the next job a while, and exit on their own after
+// workerIdle to twice that without work.
+func TestWorkerPoolIdleExit(t *testing.T) {
+	var p workerPool
+	p.init()
+	defer p.stop()
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	for range 3 {
+		wg.Add(1)
+		p.run(jobFunc(func() { defer wg.Done(); <-release }))
+	}
+	close(release)
+	wg.Wait()
+	// Busy: jobs keep coming for longer than workerIdle; no worker exits
+	// while it serves them.
+	start := time.Now()
+	for time.Since(start) < 3*workerIdle {
+		wg.Add(1)
+		p.run(jobFunc(wg.Done))
+		wg.Wait()
+		time.Sleep(workerIdle / 10)
+	}
+	idleFrom := time.Now()
+	exited := make(chan struct{})
+	go func() { p.wg.Wait(); close(exited) }()
+	select {
+	case <-exited:
+	case <-time.After(2*workerIdle + 5*time.Second):
+		t.Fatal("idle workers did not exit")
+	}
+	if d := time.Since(idleFrom); d < workerIdle*9/10 {
+		t.Errorf("idle workers exited after %v, want at least workerIdle (%v)", d, workerIdle)
+	}
+}
