@@ -165,9 +165,9 @@ func (c *Client) callSync(ctx context.Context, call *Call) error {
 		doneChanPool.Put(done)
 		return ctxError(call, err)
 	}
-	call.st.selfRead = ctx.Done() == nil && call.st.opts.hedge == 0
+	call.st.selfRead = call.st.opts.hedge == 0
 	c.start(ctx, call)
-	c.readOwn(call)
+	c.readOwn(ctx, call)
 	if ctx.Done() == nil {
 		<-done
 	} else {

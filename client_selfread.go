@@ -51,14 +51,17 @@ package rpc
 // written, so the call goes elsewhere as never sent rather than failing as
 // maybe sent. The window left, at most selfReadFresh, is about what the
 // reader's own wake-up took under load. A call that does not read its own
-// response (Go, Callback, an interceptor chain, a context that can be
-// cancelled, hedging, a retry on a goroutine of the client) takes the role
-// back for the reader right after writing if it finds it lent, so its
-// response is never left unread. Client.Close wakes a lending reader; a
+// response (Go, Callback, an interceptor chain, hedging, a retry on a
+// goroutine of the client) takes the role back for the reader right after
+// writing if it finds it lent, so its response is never left unread. A
+// caller whose ctx can be cancelled reads its own too: a cancel ends its
+// read as its deadline would (readInterrupt). Client.Close wakes a lending reader; a
 // caller reading a closed connection gets an error and hands back.
 
 import (
+	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -218,8 +221,9 @@ func (cc *clientConn) next(self *selfReader) bool {
 
 // readOwn is a synchronous caller's turn after it started call: if its
 // first attempt was written on this goroutine to a connection whose read
-// role is lent, it reads the connection until that attempt is answered.
-func (c *Client) readOwn(call *Call) {
+// role is lent, it reads the connection until that attempt is answered,
+// ctx ends (see readInterrupt) or the call's deadline passes.
+func (c *Client) readOwn(ctx context.Context, call *Call) {
 	st := &call.st
 	a := &st.first
 	st.mu.Lock()
@@ -237,8 +241,16 @@ func (c *Client) readOwn(call *Call) {
 	if !st.deadline.IsZero() {
 		_ = cc.nc.SetReadDeadline(st.deadline)
 	}
+	var ri *readInterrupt
+	if ctx.Done() != nil {
+		ri = &readInterrupt{nc: cc.nc, armed: true}
+		ri.stop = context.AfterFunc(ctx, ri.fire)
+	}
 	err := cc.read(&selfReader{seq: seq})
-	if !st.deadline.IsZero() {
+	if ri != nil {
+		ri.disarm()
+	}
+	if !st.deadline.IsZero() || ri != nil {
 		_ = cc.nc.SetReadDeadline(time.Time{})
 	}
 	if err == nil && cc.load.Load() == 0 && cc.br.Buffered() == 0 && cc.usable() {
@@ -249,6 +261,35 @@ func (c *Client) readOwn(call *Call) {
 	s.err = err
 	s.state.Store(roleReader)
 	s.wake <- struct{}{}
+}
+
+// readInterrupt ends a caller's read of its own response when its ctx
+// ends before the call's deadline (a cancel): it moves the read deadline
+// to the past, so the caller stops between frames as at its deadline, and
+// the call ends with ctx's error as any other. Once disarmed (the caller
+// is done reading, before it gives the role up and clears the deadline)
+// it does nothing, so a late cancel never touches a read that is not the
+// caller's.
+type readInterrupt struct {
+	nc    interface{ SetReadDeadline(time.Time) error }
+	stop  func() bool
+	mu    sync.Mutex
+	armed bool
+}
+
+func (ri *readInterrupt) fire() {
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
+	if ri.armed {
+		_ = ri.nc.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+func (ri *readInterrupt) disarm() {
+	ri.mu.Lock()
+	ri.armed = false
+	ri.mu.Unlock()
+	ri.stop()
 }
 
 // lentCheck runs before a caller that will read its own response writes

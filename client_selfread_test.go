@@ -263,3 +263,53 @@ func TestSelfReadCallAfterUnseenClose(t *testing.T) {
 		waitFor(t, "the closed connection to go", func() bool { return cc.dead.Load() })
 	}
 }
+
+// TestSelfReadCancellableCtx: a caller whose ctx can be cancelled (or has
+// a deadline) reads its own response too; a cancel during its read ends
+// the call at once with the ctx's error, leaves the stream intact for the
+// reader, and cancels that come after the read never disturb the reader.
+func TestSelfReadCancellableCtx(t *testing.T) {
+	cli, calc, _ := newCalcPair(t, nil, WithPoolSize(1))
+	cc := loneConn(t, cli)
+	selfReadWarm(t, cli, cc)
+
+	before := cc.sr.taken.Load()
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var sum int
+		err := cli.CallContext(ctx, "Calc.Add", Args{i, 1}, &sum)
+		cancel() // after the read: must not reach the reader's reads
+		if err != nil || sum != i+1 {
+			t.Fatalf("CallContext(Add %d) = %d, %v", i, sum, err)
+		}
+	}
+	if n := cc.sr.taken.Load() - before; n < 10 {
+		t.Errorf("%d of 20 calls with a cancellable ctx read their own response, want most", n)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	before = cc.sr.taken.Load()
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	var r int
+	err := cli.CallContext(ctx, "Calc.Sleep", 2*time.Second, &r)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("CallContext cancelled during its read = %v, want context.Canceled", err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("the cancelled call returned after %v, want about 50ms", el)
+	}
+	if cc.sr.taken.Load() == before {
+		t.Fatal("the cancelled call did not read its own response: the test proves nothing")
+	}
+	waitFor(t, "the server to cancel the handler", func() bool { return calc.cancelled.Load() == 1 })
+	for i := range 5 {
+		var sum int
+		if err := cli.Call("Calc.Add", Args{i, 2}, &sum); err != nil || sum != i+2 {
+			t.Fatalf("Call after a cancelled self-read = %d, %v", sum, err)
+		}
+	}
+	if got := loneConn(t, cli); got != cc || !cc.usable() {
+		t.Error("the connection was replaced or broken by a cancel during a caller's read")
+	}
+}
