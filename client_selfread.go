@@ -319,6 +319,10 @@ func (cc *clientConn) lentCheck() error {
 			cc.pool.suspectAll(cc)
 		}
 		cc.dead.Store(true)
+		// Out of the pool now, not when the reader gets to it: the retry
+		// must dial afresh, and the address's schema verdicts go with
+		// the connection (the server may have been replaced).
+		cc.pool.remove(cc)
 	}
 	s.state.Store(roleReader)
 	s.wake <- struct{}{}
