@@ -32,6 +32,10 @@ type Client struct {
 	closed bool
 
 	stop chan struct{} // closed by Close
+	// closing is set by Close before it closes stop: what isClosed reads,
+	// as every call asks (a receive from stop on every call contends with
+	// the goroutines that wait on it).
+	closing atomic.Bool
 	// budget bounds the reply bytes held in buffers (WithMaxBufferedBytes).
 	budget *memBudget
 	// ctx is cancelled by Close; work the client does for calls on its own
@@ -596,14 +600,7 @@ func (c *Client) onDraining(addr string) {
 }
 
 // isClosed reports whether Close began; it takes no lock, as every call asks.
-func (c *Client) isClosed() bool {
-	select {
-	case <-c.stop:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Client) isClosed() bool { return c.closing.Load() }
 
 // healthLoop pings silent connections and trims idle ones.
 func (c *Client) healthLoop() {
@@ -636,6 +633,7 @@ func (c *Client) Close() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
+	c.closing.Store(true)
 	close(c.stop)
 	c.cancel() // aborts dials and registry lookups in progress
 	c.wg.close()
