@@ -55,8 +55,9 @@ package rpc
 // goroutine of the client) takes the role back for the reader right after
 // writing if it finds it lent, so its response is never left unread. A
 // caller whose ctx can be cancelled reads its own too: a cancel ends its
-// read as its deadline would (readInterrupt). Client.Close wakes a lending reader; a
-// caller reading a closed connection gets an error and hands back.
+// read as its deadline would (readInterrupt). Client.Close wakes a lending
+// reader; a caller reading a closed connection gets an error and hands
+// back.
 
 import (
 	"context"
