@@ -41,22 +41,32 @@ func selfReadWarm(t *testing.T, cli *Client, cc *clientConn) {
 }
 
 // TestSelfReadLoneCaller: sequential calls of one caller are read by the
-// caller itself, and the role stays lent between them.
+// caller itself, and the role stays lent between them; also with a ctx
+// that can be cancelled, whose cancel after the call (as every
+// context.WithTimeout's defer does) must not reach the reader's reads.
 func TestSelfReadLoneCaller(t *testing.T) {
 	cli, _, _ := newCalcPair(t, nil, WithPoolSize(1))
 	cc := loneConn(t, cli)
 	selfReadWarm(t, cli, cc)
-	before := cc.sr.taken.Load()
-	for i := range 20 {
-		var sum int
-		if err := cli.Call("Calc.Add", Args{i, 1}, &sum); err != nil || sum != i+1 {
-			t.Fatalf("Calc.Add(%d, 1) = %d, %v", i, sum, err)
+	for _, withCtx := range []bool{false, true} {
+		before := cc.sr.taken.Load()
+		for i := range 20 {
+			ctx, cancel := context.Background(), context.CancelFunc(func() {})
+			if withCtx {
+				ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+			}
+			var sum int
+			err := cli.CallContext(ctx, "Calc.Add", Args{i, 1}, &sum)
+			cancel()
+			if err != nil || sum != i+1 {
+				t.Fatalf("Calc.Add(%d, 1) (cancellable ctx: %v) = %d, %v", i, withCtx, sum, err)
+			}
 		}
-	}
-	// The reader may take the role back at its idle look (every 2 ms) if
-	// the test was descheduled that long: most calls read their own.
-	if n := cc.sr.taken.Load() - before; n < 10 {
-		t.Errorf("%d of 20 sequential calls read their own response, want most", n)
+		// The reader may take the role back at its idle look (every 2 ms)
+		// if the test was descheduled that long: most calls read their own.
+		if n := cc.sr.taken.Load() - before; n < 10 {
+			t.Errorf("%d of 20 sequential calls (cancellable ctx: %v) read their own response, want most", n, withCtx)
+		}
 	}
 }
 
@@ -120,14 +130,21 @@ func TestSelfReadDeadline(t *testing.T) {
 	}
 	waitFor(t, "the slow handler to end", func() bool { return calc.cancelled.Load() == 1 || calc.sleeping.Load() == 1 })
 	time.Sleep(350 * time.Millisecond) // its response (or cancellation) has come and gone
+	expectConnKept(t, cli, cc, "a deadline")
+}
+
+// expectConnKept checks that calls work after a caller's read of its own
+// response was cut short by why, on the same connection, still usable.
+func expectConnKept(t *testing.T, cli *Client, cc *clientConn, why string) {
+	t.Helper()
 	for i := range 5 {
 		var sum int
 		if err := cli.Call("Calc.Add", Args{i, 2}, &sum); err != nil || sum != i+2 {
-			t.Fatalf("Call after a timed-out self-read = %d, %v", sum, err)
+			t.Fatalf("Call after %s during a self-read = %d, %v", why, sum, err)
 		}
 	}
 	if got := loneConn(t, cli); got != cc || !cc.usable() {
-		t.Error("the connection was replaced or broken by a deadline during a caller's read")
+		t.Errorf("the connection was replaced or broken by %s during a caller's read", why)
 	}
 }
 
@@ -267,31 +284,17 @@ func TestSelfReadCallAfterUnseenClose(t *testing.T) {
 	}
 }
 
-// TestSelfReadCancellableCtx: a caller whose ctx can be cancelled (or has
-// a deadline) reads its own response too; a cancel during its read ends
-// the call at once with the ctx's error, leaves the stream intact for the
-// reader, and cancels that come after the read never disturb the reader.
+// TestSelfReadCancellableCtx: a cancel during a caller's read of its own
+// response ends the call at once with the ctx's error and leaves the
+// stream intact for the reader (TestSelfReadLoneCaller checks that such
+// callers read their own).
 func TestSelfReadCancellableCtx(t *testing.T) {
 	cli, calc, _ := newCalcPair(t, nil, WithPoolSize(1))
 	cc := loneConn(t, cli)
 	selfReadWarm(t, cli, cc)
 
-	before := cc.sr.taken.Load()
-	for i := range 20 {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		var sum int
-		err := cli.CallContext(ctx, "Calc.Add", Args{i, 1}, &sum)
-		cancel() // after the read: must not reach the reader's reads
-		if err != nil || sum != i+1 {
-			t.Fatalf("CallContext(Add %d) = %d, %v", i, sum, err)
-		}
-	}
-	if n := cc.sr.taken.Load() - before; n < 10 {
-		t.Errorf("%d of 20 calls with a cancellable ctx read their own response, want most", n)
-	}
-
 	ctx, cancel := context.WithCancel(context.Background())
-	before = cc.sr.taken.Load()
+	before := cc.sr.taken.Load()
 	time.AfterFunc(50*time.Millisecond, cancel)
 	start := time.Now()
 	var r int
@@ -306,13 +309,5 @@ func TestSelfReadCancellableCtx(t *testing.T) {
 		t.Fatal("the cancelled call did not read its own response: the test proves nothing")
 	}
 	waitFor(t, "the server to cancel the handler", func() bool { return calc.cancelled.Load() == 1 })
-	for i := range 5 {
-		var sum int
-		if err := cli.Call("Calc.Add", Args{i, 2}, &sum); err != nil || sum != i+2 {
-			t.Fatalf("Call after a cancelled self-read = %d, %v", sum, err)
-		}
-	}
-	if got := loneConn(t, cli); got != cc || !cc.usable() {
-		t.Error("the connection was replaced or broken by a cancel during a caller's read")
-	}
+	expectConnKept(t, cli, cc, "a cancel")
 }
