@@ -40,14 +40,14 @@ func (c writeCountConn) Write(p []byte) (int, error) {
 // batchServer serves inlineSvc as if every core were busy (a batch needs
 // as many calls running as GOMAXPROCS; here one, the batch's own), and
 // returns a raw connection to it and the count of the server's writes.
-func batchServer(t *testing.T) (*inlineSvc, net.Conn, *atomic.Int64, *Server) {
+func batchServer(t *testing.T, sopts ...ServerOption) (*inlineSvc, net.Conn, *atomic.Int64, *Server) {
 	t.Helper()
 	// Handlers that capture their stack take well over the 50µs of a
 	// quick method under the race detector.
 	oldProcs, oldQuick := serverProcs, batchQuick
 	serverProcs, batchQuick = func() int { return 1 }, 10*time.Millisecond
 	t.Cleanup(func() { serverProcs, batchQuick = oldProcs, oldQuick })
-	srv := NewServer()
+	srv := NewServer(sopts...)
 	svc := newInlineSvc()
 	if err := srv.RegisterName("Inline", svc); err != nil {
 		t.Fatal(err)
@@ -183,5 +183,37 @@ func TestBatchSlowCallDoesNotHoldOthers(t *testing.T) {
 	fast, _ := srv.lookup([]byte("Inline.Fast"))
 	if !fast.stats.quick() {
 		t.Error("Fast does not count as quick")
+	}
+}
+
+// TestBatchHoldReleasedAtConnCap: a batch's held responses are written
+// before the reader waits for a slot under the per-connection cap, not
+// when the call holding the slot ends.
+func TestBatchHoldReleasedAtConnCap(t *testing.T) {
+	svc, nc, _, srv := batchServer(t, WithMaxCalls(100, 1))
+	block, err := srv.lookup([]byte("Inline.Block"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block.stats.inlineAvg.Store(int64(time.Second)) // slow: Block goes to a worker
+	var req []byte
+	for i, m := range []string{"Inline.Fast", "Inline.Fast", "Inline.Block", "Inline.Fast"} {
+		req = append(req, frame(wire.TypeRequest, uint64(i+1), m, mpZero)...)
+	}
+	if _, err := nc.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	// 1 and 2 run inline with the writer held; 3 takes the only slot on a
+	// worker; 4 waits for the slot, so 1 and 2 must be written first.
+	for want := uint64(1); want <= 2; want++ {
+		if got, _ := readOK(t, nc); got != want {
+			t.Fatalf("got seq %d, want %d while Block holds the slot", got, want)
+		}
+	}
+	svc.unblock()
+	for want := uint64(3); want <= 4; want++ {
+		if got, _ := readOK(t, nc); got != want {
+			t.Fatalf("got seq %d, want %d", got, want)
+		}
 	}
 }
