@@ -126,6 +126,9 @@ type frameReader struct {
 	// the connection was closed. Both end a wait for budget.
 	done   <-chan struct{}
 	closed func() bool
+	// waiting, when set, is called before the reader waits for budget
+	// (the server lets its held responses go, server_inline.go).
+	waiting func()
 
 	// deadline is the current frame's, zero when none is armed.
 	deadline time.Time
@@ -237,6 +240,9 @@ func (fr *frameReader) acquire(n int64, small bool) error {
 		wake, ok := fr.budget.tryAcquire(n, small, &fr.od)
 		if ok {
 			return nil
+		}
+		if fr.waiting != nil {
+			fr.waiting()
 		}
 		fr.arm() // the wait counts against the frame's read timeout
 		wait := budgetPoll

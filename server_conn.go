@@ -118,7 +118,7 @@ func newServerConn(s *Server, nc net.Conn) *serverConn {
 	limitUnsent(nc, unsentLimit)
 	c.w.YieldWhen(c.othersRunning)
 	c.fr = frameReader{br: c.br, nc: nc, maxFrame: s.opts.maxFrame, timeout: s.opts.readTimeout,
-		budget: s.budget, done: s.baseCtx.Done(), closed: c.isClosed}
+		budget: s.budget, done: s.baseCtx.Done(), closed: c.isClosed, waiting: c.releaseHold}
 	return c
 }
 

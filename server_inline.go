@@ -36,19 +36,20 @@ import (
 // With more requests buffered behind it (a busy connection), a call goes
 // to a worker, so that the calls run in parallel, unless that parallelism
 // buys nothing: when the server already runs at least GOMAXPROCS calls
-// (every core has one) and the method is quick (it has run, and none of
-// its calls took batchSlow in the last batchMemory), the call runs inline
-// too, and the requests behind it are run in turn by the same goroutine,
-// each without a hand-off to a worker (about a fifth of a busy server's
-// CPU went to those, profiled at 256 callers). While it runs such a batch,
-// the reading goroutine holds the connection's writer (wire.Writer.Hold):
-// the responses, its own and the workers', wait in the writer and leave
-// in one write once no whole request is left in the buffer, instead of a
-// write each. The hold is let go before anything that may wait: a read
-// that would block, a full per-connection cap; and when the guard takes
-// the reading away from a call that turned out slow, the goroutine it
-// hands the reading to lets it go first. A call that is slow once is not
-// run in a batch again for batchMemory.
+// (every core has one) and the method is quick (methodStats.quick: its
+// handler averaged under batchQuick when it ran inline), the call runs
+// inline too, and the requests behind it are run in turn by the same
+// goroutine, each without a hand-off to a worker (up to a fifth of a busy
+// server's CPU went to those, profiled at 256 callers). While it runs
+// such a batch, the reading goroutine holds the connection's writer
+// (wire.Writer.Hold): the responses, its own and the workers', wait in
+// the writer and leave in one write once no whole request is left in the
+// buffer, instead of a write each. The hold is let go before anything
+// that may wait: a read that would block, a full per-connection cap, the
+// read budget; and when the guard takes the reading away from a call that
+// turned out slow, the goroutine it hands the reading to lets it go
+// first. That call's run also pushes its method's average up, so that its
+// next calls go to workers.
 
 // inlineBound is how long a call may run on its connection's reading
 // goroutine before the reading is handed to another goroutine.
