@@ -200,7 +200,10 @@ type selfReader struct {
 
 // next reports whether the caller goes on reading: its request is still
 // pending and a whole frame that fits the buffer is buffered (it waits for
-// one, up to the read deadline). Otherwise it stops between frames.
+// one, up to the read deadline). Otherwise it stops between frames. It
+// also leaves to the reader the frames whose reading may wait for read
+// budget (compressed bodies, pieces of chunked messages): a wait the
+// caller's deadline and cancel do not end.
 func (cc *clientConn) next(self *selfReader) bool {
 	cc.mu.Lock()
 	_, pending := cc.pending[self.seq]
@@ -213,7 +216,8 @@ func (cc *clientConn) next(self *selfReader) bool {
 		return false
 	}
 	h, err := wire.ParseHeader(b, hardLimit(cc.pool.client.opts.maxFrame))
-	if err != nil || wire.HeaderSize+h.PayloadLen() > cc.br.Size() {
+	if err != nil || wire.HeaderSize+h.PayloadLen() > cc.br.Size() ||
+		h.Type == wire.TypeContinuation || h.Codec&(wire.FlagMore|wire.CompressMask) != 0 {
 		return false // the reader deals with it
 	}
 	_, err = cc.br.Peek(wire.HeaderSize + h.PayloadLen())

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seedrpc/rpc/codec"
 	"github.com/seedrpc/rpc/internal/wire"
 )
 
@@ -43,16 +44,20 @@ func (c writeCountConn) Write(p []byte) (int, error) {
 func batchServer(t *testing.T, sopts ...ServerOption) (*inlineSvc, net.Conn, *atomic.Int64, *Server) {
 	t.Helper()
 	// Handlers that capture their stack take well over the 50µs of a
-	// quick method under the race detector.
-	oldProcs, oldQuick := serverProcs, batchQuick
-	serverProcs, batchQuick = func() int { return 1 }, 10*time.Millisecond
-	t.Cleanup(func() { serverProcs, batchQuick = oldProcs, oldQuick })
+	// quick method under the race detector, and a few of them over the
+	// 200µs a batch holds its responses.
+	oldProcs, oldQuick, oldHold := serverProcs, batchQuick, maxHold
+	serverProcs, batchQuick, maxHold = func() int { return 1 }, 10*time.Millisecond, 10*time.Millisecond
+	t.Cleanup(func() { serverProcs, batchQuick, maxHold = oldProcs, oldQuick, oldHold })
 	srv := NewServer(sopts...)
 	svc := newInlineSvc()
 	if err := srv.RegisterName("Inline", svc); err != nil {
 		t.Fatal(err)
 	}
 	writes := new(atomic.Int64)
+	if err := srv.RegisterName("BatchProbe", &batchProbe{writes: writes}); err != nil {
+		t.Fatal(err)
+	}
 	lis := writeCountListener{listenLoopback(t), writes}
 	errc := serve(srv, lis)
 	t.Cleanup(func() {
@@ -215,5 +220,109 @@ func TestBatchHoldReleasedAtConnCap(t *testing.T) {
 		if got, _ := readOK(t, nc); got != want {
 			t.Fatalf("got seq %d, want %d", got, want)
 		}
+	}
+}
+
+// batchProbe's handler tells how many writes the server had made on its
+// connections when it ran.
+type batchProbe struct{ writes *atomic.Int64 }
+
+// Spin busy-waits us microseconds (a handler that computes), then answers
+// the number of writes made so far.
+func (p *batchProbe) Spin(us int, reply *int64) error {
+	for end := time.Now().Add(time.Duration(us) * time.Microsecond); time.Now().Before(end); {
+	}
+	*reply = p.writes.Load()
+	return nil
+}
+
+// Late is Spin under another name, for a method the test marks slow.
+func (p *batchProbe) Late(us int, reply *int64) error { return p.Spin(us, reply) }
+
+// spinReq is a request for BatchProbe.Spin(us).
+func spinReq(t *testing.T, seq uint64, us int) []byte {
+	t.Helper()
+	return probeReq(t, seq, "BatchProbe.Spin", us)
+}
+
+// probeReq is a request for a BatchProbe method with argument us.
+func probeReq(t *testing.T, seq uint64, method string, us int) []byte {
+	t.Helper()
+	body, err := codec.Msgpack{}.AppendMarshal(nil, us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return frame(wire.TypeRequest, seq, method, body)
+}
+
+// readSpin reads a Spin response: its seq and the writes its handler saw.
+func readSpin(t *testing.T, nc net.Conn) (uint64, int64) {
+	t.Helper()
+	seq, body := readOK(t, nc)
+	var n int64
+	if err := (codec.Msgpack{}).Unmarshal(body, &n); err != nil {
+		t.Fatal(err)
+	}
+	return seq, n
+}
+
+// TestBatchHoldBounded: a long batch of quick calls writes what it holds
+// every maxHold, not once at its end: the last of 40 calls of 50µs each
+// (2ms in all, maxHold 200µs here) runs after some responses were written.
+func TestBatchHoldBounded(t *testing.T) {
+	_, nc, writes, _ := batchServer(t)
+	maxHold = 200 * time.Microsecond // batchServer restores it
+	const n = 40
+	var req []byte
+	for i := range n {
+		req = append(req, spinReq(t, uint64(i+1), 50)...)
+	}
+	before := writes.Load()
+	if _, err := nc.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	var last int64
+	for range n {
+		// (In order, unless the guard moved the reading off a call
+		// descheduled for over a millisecond.)
+		if seq, w := readSpin(t, nc); seq == n {
+			last = w
+		}
+	}
+	if last == before {
+		t.Errorf("the last of %d calls (%v of handlers) ran with every response still held", n, n*50*time.Microsecond)
+	}
+}
+
+// TestBatchReleasedBeforeSlowLast: the batch's last call, of a method that
+// is not quick, runs after the responses held before it were written.
+func TestBatchReleasedBeforeSlowLast(t *testing.T) {
+	_, nc, writes, srv := batchServer(t)
+	late, err := srv.lookup([]byte("BatchProbe.Late"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	for round := range 5 {
+		late.stats.inlineAvg.Store(int64(time.Second)) // not quick
+		seq := uint64(round * 3)
+		req := append(spinReq(t, seq+1, 0), spinReq(t, seq+2, 0)...)
+		req = append(req, probeReq(t, seq+3, "BatchProbe.Late", 0)...)
+		before := writes.Load()
+		if _, err := nc.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		var sawLast int64
+		for range 3 {
+			if got, w := readSpin(t, nc); got == seq+3 {
+				sawLast = w
+			}
+		}
+		if sawLast == before {
+			held++
+		}
+	}
+	if held >= 3 {
+		t.Errorf("in %d of 5 rounds the last call, of a method that is not quick, ran with the batch's responses held", held)
 	}
 }

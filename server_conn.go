@@ -94,8 +94,9 @@ type serverConn struct {
 	guardSeen   atomic.Uint64
 	// holding is set while the reading holds the writer (server_inline.go);
 	// procs is GOMAXPROCS when the connection started.
-	holding bool
-	procs   int64
+	holding   bool
+	holdSince time.Duration // monoNow when the hold began
+	procs     int64
 	// inlineCall and inlineStats are c.inline's call and the stats of its
 	// method.
 	inlineCall  *serverCall

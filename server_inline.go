@@ -44,16 +44,21 @@ import (
 // such a batch, the reading goroutine holds the connection's writer
 // (wire.Writer.Hold): the responses, its own and the workers', wait in
 // the writer and leave in one write once no whole request is left in the
-// buffer, instead of a write each. The hold is let go before anything
-// that may wait: a read that would block, a full per-connection cap, the
-// read budget; and when the guard takes the reading away from a call that
-// turned out slow, the goroutine it hands the reading to lets it go
-// first. That call's run also pushes its method's average up, so that its
-// next calls go to workers.
+// buffer (or once they have waited maxHold), instead of a write each.
+// The hold is let go before anything that may wait: a read that would
+// block, a full per-connection cap, the read budget, the batch's last
+// call when its method is not quick; and when the guard takes the reading
+// away from a call that turned out slow, the goroutine it hands the
+// reading to lets it go first. That call's run also pushes its method's
+// average up, so that its next calls go to workers.
 
 // inlineBound is how long a call may run on its connection's reading
 // goroutine before the reading is handed to another goroutine.
 const inlineBound = time.Millisecond
+
+// maxHold bounds how long a batch holds its responses: once it has held
+// them this long, they are written before the batch's next call runs.
+var maxHold = 200 * time.Microsecond // tests change it
 
 // guardLinger is how many ticks without any call running inline the
 // guard waits before it exits.
@@ -134,11 +139,19 @@ func (c *serverConn) readLoop() {
 			return
 		}
 		c.inline = nil
-		if !c.holding && c.nextWhole() {
-			c.holding = c.w.Hold() // a batch: its responses leave together
-		}
 		sc, st := c.inlineCall, c.inlineStats
 		c.inlineCall, c.inlineStats = nil, nil
+		if c.holding && (monoNow()-c.holdSince >= maxHold || !c.nextWhole() && !st.quick()) {
+			// Held long enough; or the batch's last call, which may be
+			// slow: what is held goes before it runs.
+			c.releaseHold()
+		}
+		if !c.holding && c.nextWhole() {
+			// A batch: its responses leave together.
+			if c.holding = c.w.Hold(); c.holding {
+				c.holdSince = monoNow()
+			}
+		}
 		since := int64(monoNow())
 		c.inlineSince.Store(since)
 		c.srv.guard.add(c.srv, c)
