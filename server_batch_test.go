@@ -267,15 +267,15 @@ func readSpin(t *testing.T, nc net.Conn) (uint64, int64) {
 }
 
 // TestBatchHoldBounded: a long batch of quick calls writes what it holds
-// every maxHold, not once at its end: the last of 40 calls of 50µs each
-// (2ms in all, maxHold 200µs here) runs after some responses were written.
+// every maxHold, not once at its end: the last of 40 calls of 100µs each
+// (4ms in all, maxHold 1ms) runs after some responses were written.
 func TestBatchHoldBounded(t *testing.T) {
 	_, nc, writes, _ := batchServer(t)
-	maxHold = 200 * time.Microsecond // batchServer restores it
+	maxHold = inlineBound // batchServer restores it
 	const n = 40
 	var req []byte
 	for i := range n {
-		req = append(req, spinReq(t, uint64(i+1), 50)...)
+		req = append(req, spinReq(t, uint64(i+1), 100)...)
 	}
 	before := writes.Load()
 	if _, err := nc.Write(req); err != nil {
@@ -290,7 +290,7 @@ func TestBatchHoldBounded(t *testing.T) {
 		}
 	}
 	if last == before {
-		t.Errorf("the last of %d calls (%v of handlers) ran with every response still held", n, n*50*time.Microsecond)
+		t.Errorf("the last of %d calls (%v of handlers) ran with every response still held", n, n*100*time.Microsecond)
 	}
 }
 
