@@ -22,18 +22,11 @@ import (
 // to decode as encoding/json would; v may then hold part of data, but only
 // when data is valid JSON.
 func jsonUnmarshalFast(data []byte, v any) bool {
-	if v == nil {
+	elem, ptr, ok := decodeTarget(v)
+	if !ok {
 		return false
 	}
-	t := reflect.TypeOf(v)
-	if t.Kind() != reflect.Pointer {
-		return false
-	}
-	ptr := (*eface)(unsafe.Pointer(&v)).data
-	if ptr == nil {
-		return false
-	}
-	p := jsonPlanFor(t.Elem())
+	p := jsonPlanFor(elem)
 	if p.root == nil {
 		return false
 	}
@@ -44,7 +37,7 @@ func jsonUnmarshalFast(data []byte, v any) bool {
 	// into) is simply zeroed again when it fails: all the decoder wrote
 	// is in its bytes or in memory it allocated itself. Any other target
 	// has the body checked first.
-	zero := jsonZeroBytes(ptr, t.Elem().Size())
+	zero := jsonZeroBytes(ptr, elem.Size())
 	if !zero && !jsonValid(data) {
 		return false
 	}
@@ -57,7 +50,7 @@ func jsonUnmarshalFast(data []byte, v any) bool {
 		}
 	}
 	if zero {
-		reflect.NewAt(t.Elem(), ptr).Elem().SetZero()
+		reflect.NewAt(elem, ptr).Elem().SetZero()
 	}
 	return false
 }
@@ -354,9 +347,7 @@ func jsonDigits(data []byte, i int) int {
 type jsonDecoder struct {
 	b   []byte
 	off int
-	// strs is the unused tail of the chunk short strings are copied into
-	// (see fastDecoder.str: the same scheme and limits).
-	strs []byte
+	strs strChunks
 }
 
 // after reads what follows a value in an array or object: the closing
@@ -388,23 +379,7 @@ func (d *jsonDecoder) space() {
 }
 
 // str returns b as a string of its own, short ones sharing chunks.
-func (d *jsonDecoder) str(b []byte) string {
-	n := len(b)
-	if n == 0 {
-		return ""
-	}
-	if n > maxChunkedString {
-		return string(b)
-	}
-	if len(d.strs) < n {
-		size := min(len(d.b)-d.off+n, maxStringChunk)
-		d.strs = make([]byte, max(size, n))
-	}
-	copy(d.strs, b)
-	s := unsafe.String(&d.strs[0], n)
-	d.strs = d.strs[n:]
-	return s
-}
+func (d *jsonDecoder) str(b []byte) string { return d.strs.str(b, len(d.b)-d.off) }
 
 // number returns the number at the offset and moves past it, or reports
 // false if there is no valid number there.

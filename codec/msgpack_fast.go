@@ -406,22 +406,32 @@ func fastMarshal(dst []byte, v any) ([]byte, bool) {
 // eligible for the fast path or data is not a body the fast path is sure
 // to decode as v5 would; v may then hold part of data.
 func fastUnmarshal(data []byte, v any) bool {
-	if v == nil {
+	elem, ptr, ok := decodeTarget(v)
+	if !ok {
 		return false
 	}
-	t := reflect.TypeOf(v)
-	if t.Kind() != reflect.Pointer {
-		return false
-	}
-	ptr := (*eface)(unsafe.Pointer(&v)).data
-	if ptr == nil {
-		return false
-	}
-	p := fastPlanFor(t.Elem())
+	p := fastPlanFor(elem)
 	if p.root == nil {
 		return false
 	}
 	return decodeFast(data, p.root, ptr)
+}
+
+// decodeTarget returns the type and address of the value v points to, as
+// the fast decoders take it: ok is false unless v is a non-nil pointer.
+func decodeTarget(v any) (elem reflect.Type, ptr unsafe.Pointer, ok bool) {
+	if v == nil {
+		return nil, nil, false
+	}
+	t := reflect.TypeOf(v)
+	if t.Kind() != reflect.Pointer {
+		return nil, nil, false
+	}
+	ptr = (*eface)(unsafe.Pointer(&v)).data
+	if ptr == nil {
+		return nil, nil, false
+	}
+	return t.Elem(), ptr, true
 }
 
 //------------------------------------------------------------------------------

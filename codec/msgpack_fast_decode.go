@@ -16,9 +16,7 @@ type fastDecoder struct {
 	b     []byte
 	off   int
 	depth int // open arrays and maps
-	// strs is the unused tail of the chunk short strings are copied into
-	// (see str).
-	strs []byte
+	strs strChunks
 }
 
 // Short strings of one body share chunks of memory instead of taking an
@@ -32,8 +30,13 @@ const (
 	maxStringChunk   = 512
 )
 
-// str returns b, bytes of the body, as a string of its own.
-func (d *fastDecoder) str(b []byte) string {
+// strChunks is the unused tail of the chunk a decoder copies short strings
+// into; both fast decoders use it.
+type strChunks []byte
+
+// str returns b, bytes of a body, as a string of its own; left is how many
+// bytes of the body follow b, which bounds the strings still to come.
+func (c *strChunks) str(b []byte, left int) string {
 	n := len(b)
 	if n == 0 {
 		return ""
@@ -41,17 +44,18 @@ func (d *fastDecoder) str(b []byte) string {
 	if n > maxChunkedString {
 		return string(b)
 	}
-	if len(d.strs) < n {
-		// The rest of the body (b included) bounds the bytes of the
-		// strings still to come.
-		size := min(len(d.b)-d.off+n, maxStringChunk)
-		d.strs = make([]byte, max(size, n))
+	if len(*c) < n {
+		*c = make([]byte, max(min(left+n, maxStringChunk), n))
 	}
-	copy(d.strs, b)
-	s := unsafe.String(&d.strs[0], n)
-	d.strs = d.strs[n:]
+	copy(*c, b)
+	s := unsafe.String(&(*c)[0], n)
+	*c = (*c)[n:]
 	return s
 }
+
+// str returns b, bytes of the body ending at the offset, as a string of
+// its own.
+func (d *fastDecoder) str(b []byte) string { return d.strs.str(b, len(d.b)-d.off) }
 
 // decodeFast decodes the single value in data into the value of type ft
 // at p and reports whether it did, with data fully consumed.
