@@ -345,8 +345,8 @@ func jsonDigits(data []byte, i int) int {
 // first, so it never reports success on one that is not valid JSON; it
 // may report failure part way through it.
 type jsonDecoder struct {
-	b   []byte
-	off int
+	b    []byte
+	off  int
 	strs strChunks
 }
 

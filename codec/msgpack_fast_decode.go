@@ -16,7 +16,7 @@ type fastDecoder struct {
 	b     []byte
 	off   int
 	depth int // open arrays and maps
-	strs strChunks
+	strs  strChunks
 }
 
 // Short strings of one body share chunks of memory instead of taking an
