@@ -184,17 +184,19 @@ func shortNum(v float64) string {
 	return fmt.Sprintf("%g", v)
 }
 
+// findResult returns the result of system sys at c callers, if measured.
+func findResult(results []result, sys string, c int) (result, bool) {
+	for _, r := range results {
+		if r.System == sys && r.Concurrency == c {
+			return r, true
+		}
+	}
+	return result{}, false
+}
+
 // printTargets checks the targets when the results hold seedrpc and
 // the peer a target names; targets whose peer was not run are skipped.
 func printTargets(w io.Writer, results []result) {
-	find := func(sys string, c int) (result, bool) {
-		for _, r := range results {
-			if r.System == sys && r.Concurrency == c {
-				return r, true
-			}
-		}
-		return result{}, false
-	}
 	var lines []string
 	check := func(ok bool, format string, args ...any) {
 		mark := "FAIL"
@@ -204,8 +206,8 @@ func printTargets(w io.Writer, results []result) {
 		lines = append(lines, mark+" "+fmt.Sprintf(format, args...))
 	}
 	ratio := func(peer string, c int, want float64) {
-		s, ok1 := find("seedrpc", c)
-		p, ok2 := find(peer, c)
+		s, ok1 := findResult(results, "seedrpc", c)
+		p, ok2 := findResult(results, peer, c)
 		if ok1 && ok2 && p.CallsPerSec > 0 {
 			r := s.CallsPerSec / p.CallsPerSec
 			check(r >= want, "seedrpc/%s at %d callers = %.2f (want >= %.2f)", peer, c, r, want)
@@ -221,8 +223,8 @@ func printTargets(w io.Writer, results []result) {
 			check(r.AllocsPerCall <= 20, "seedrpc allocs/call at %d callers = %.1f (want <= 20)", r.Concurrency, r.AllocsPerCall)
 		}
 	}
-	if s, ok := find("seedrpc", 1); ok {
-		if p, ok := find("netrpc-gob", 1); ok {
+	if s, ok := findResult(results, "seedrpc", 1); ok {
+		if p, ok := findResult(results, "netrpc-gob", 1); ok {
 			check(s.P50us <= p.P50us, "seedrpc p50 at 1 caller = %.1f µs, netrpc-gob %.1f µs (want <=)", s.P50us, p.P50us)
 		}
 	}

@@ -29,23 +29,15 @@ var issue15Targets = []target{
 // the ratio measured in this run and PASS or FAIL; targets whose peer or
 // concurrency was not run are left out.
 func printTargets15(w io.Writer, results []result) {
-	find := func(sys string, c int) (result, bool) {
-		for _, r := range results {
-			if r.System == sys && r.Concurrency == c {
-				return r, true
-			}
-		}
-		return result{}, false
-	}
 	var lines []string
 	for _, t := range issue15Targets {
-		s, ok := find("seedrpc", t.callers)
+		s, ok := findResult(results, "seedrpc", t.callers)
 		if !ok {
 			continue
 		}
 		p := result{}
 		if t.peer != "" {
-			if p, ok = find(t.peer, t.callers); !ok {
+			if p, ok = findResult(results, t.peer, t.callers); !ok {
 				continue
 			}
 		}
