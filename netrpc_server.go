@@ -342,7 +342,7 @@ func (s *Server) invokeCodec(ctx context.Context, req *netrpc.Request, m *method
 		err = m.call(ctx, argp, replyp)
 		reply = replyp.Interface()
 	} else {
-		ic := &interceptedCall{m: m, argp: argp, replyp: replyp, decoded: true}
+		ic := &interceptedCall{serverCall: serverCall{m: m}, argp: argp, replyp: replyp, decoded: true}
 		ic.req = Request{ServiceMethod: m.fullName, Seq: req.Seq, Peer: peer, call: ic}
 		reply, err = s.chain(ctx, &ic.req)
 	}

@@ -97,10 +97,8 @@ type serverConn struct {
 	holding   bool
 	holdSince time.Duration // monoNow when the hold began
 	procs     int64
-	// inlineCall and inlineStats are c.inline's call and the stats of its
-	// method.
-	inlineCall  *serverCall
-	inlineStats *methodStats
+	// inlineCall is c.inline's call.
+	inlineCall *serverCall
 }
 
 func newServerConn(s *Server, nc net.Conn) *serverConn {
@@ -346,8 +344,18 @@ type serverCall struct {
 	bp        *frameBuf
 	ctx       callContext
 	lim       limitTicket
+	// m is the method, once looked up (nil before, or if there is none).
+	m *methodType
 	// took is how long decoding the args and running the handler took.
 	took time.Duration
+}
+
+// stats returns the stats of the call's method, nil if not looked up.
+func (sc *serverCall) stats() *methodStats {
+	if sc.m == nil {
+		return nil
+	}
+	return sc.m.stats
 }
 
 // serve runs the call on a worker goroutine.
@@ -355,7 +363,7 @@ func (sc *serverCall) serve() {
 	c := sc.conn
 	defer c.finish(sc)
 	start := monoNow()
-	status, rv, name, err := c.invoke(&sc.ctx, sc.codecID, sc.method, sc.body, sc.bp)
+	status, rv, name, err := c.invoke(&sc.ctx, sc.m, sc.codecID, sc.method, sc.body, sc.bp)
 	sc.took = monoNow() - start
 	var reply any
 	if status == wire.StatusOK {
@@ -467,11 +475,12 @@ func (c *serverConn) respond(sc *serverCall, status wire.Status, reply any, name
 	_ = c.w.Write(context.Background(), out, false) // a failed write closes the conn; nothing else to do
 }
 
-// invoke decodes the args, runs the method and returns its reply and name,
-// or the status and error to answer with. It releases bp once the args are
-// decoded, so method must not be used after it returns.
-func (c *serverConn) invoke(ctx *callContext, codecID byte, method, body []byte, bp *frameBuf) (status wire.Status, reply reflect.Value, name string, err error) {
-	m, cd, status, err := c.resolve(method, codecID)
+// invoke decodes the args, runs the method (m, or the one named method
+// when m is nil) and returns its reply and name, or the status and error
+// to answer with. It releases bp once the args are decoded, so method must
+// not be used after it returns.
+func (c *serverConn) invoke(ctx *callContext, m *methodType, codecID byte, method, body []byte, bp *frameBuf) (status wire.Status, reply reflect.Value, name string, err error) {
+	m, cd, status, err := c.resolve(m, method, codecID)
 	if err != nil {
 		bp.release()
 		return status, reply, name, err
@@ -497,10 +506,14 @@ func (c *serverConn) invoke(ctx *callContext, codecID byte, method, body []byte,
 	return wire.StatusOK, reply, name, nil
 }
 
-// resolve finds the method named method and the codec of codecID, or
-// returns the status and error to answer with.
-func (c *serverConn) resolve(method []byte, codecID byte) (*methodType, codec.Codec, wire.Status, error) {
-	m, err := c.srv.lookup(method)
+// resolve finds the method named method (unless m, already looked up, is
+// it) and the codec of codecID, or returns the status and error to answer
+// with.
+func (c *serverConn) resolve(m *methodType, method []byte, codecID byte) (*methodType, codec.Codec, wire.Status, error) {
+	var err error
+	if m == nil {
+		m, err = c.srv.lookup(method)
+	}
 	if err != nil {
 		if errors.Is(err, ErrNoService) {
 			return nil, nil, wire.StatusNoService, err

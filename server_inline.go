@@ -72,37 +72,31 @@ const guardLinger = 200
 // is buffered or inBatch allows it (readFrames then returns, and readLoop
 // runs it), else on a worker.
 func (c *serverConn) start(sc *serverCall, job servable) {
-	if c.inline == nil {
-		if c.br.Buffered() == 0 {
-			c.inline, c.inlineCall, c.inlineStats = job, sc, c.statsOf(sc)
-			return
-		}
-		if st, ok := c.inBatch(sc); ok {
-			c.inline, c.inlineCall, c.inlineStats = job, sc, st
-			return
-		}
+	if c.inline == nil && (c.br.Buffered() == 0 || c.inBatch(sc)) {
+		c.lookup(sc) // for the stats of its inline run
+		c.inline, c.inlineCall = job, sc
+		return
 	}
 	c.srv.workers.run(job)
 }
 
-// statsOf returns the stats of sc's method, nil if there is no such method.
-func (c *serverConn) statsOf(sc *serverCall) *methodStats {
-	m, err := c.srv.lookup(sc.method)
-	if err != nil {
-		return nil
+// lookup sets sc.m, the call's method, if there is one, once: invoke then
+// does not look it up again.
+func (c *serverConn) lookup(sc *serverCall) {
+	if sc.m == nil {
+		sc.m, _ = c.srv.lookup(sc.method)
 	}
-	return m.stats
 }
 
 // inBatch reports whether sc, read with more frames buffered behind it,
 // runs on the reading goroutine: every core already runs a call and its
-// method is quick. It returns the method's stats.
-func (c *serverConn) inBatch(sc *serverCall) (*methodStats, bool) {
+// method is quick.
+func (c *serverConn) inBatch(sc *serverCall) bool {
 	if c.srv.running.Load() < c.procs {
-		return nil, false
+		return false
 	}
-	st := c.statsOf(sc)
-	return st, st.quick()
+	c.lookup(sc)
+	return sc.stats().quick()
 }
 
 // nextWhole reports whether a whole frame waits in the read buffer, so
@@ -143,8 +137,9 @@ func (c *serverConn) readLoop() {
 			return
 		}
 		c.inline = nil
-		sc, st := c.inlineCall, c.inlineStats
-		c.inlineCall, c.inlineStats = nil, nil
+		sc := c.inlineCall
+		c.inlineCall = nil
+		st := sc.stats()
 		if c.holding && (monoNow()-c.holdSince >= maxHold || !c.nextWhole() && !st.quick()) {
 			// Held long enough; or the batch's last call, which may be
 			// slow: what is held goes before it runs.

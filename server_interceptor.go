@@ -111,7 +111,6 @@ type servable interface{ serve() }
 type interceptedCall struct {
 	serverCall
 	req    Request
-	m      *methodType
 	codec  codec.Codec
 	argp   reflect.Value // decoded args, set by Args
 	replyp reflect.Value
@@ -160,7 +159,7 @@ func (c *serverConn) intercept(ic *interceptedCall) (status wire.Status, reply a
 		}
 		ic.release()
 	}()
-	m, cd, status, err := c.resolve(ic.method, ic.codecID)
+	m, cd, status, err := c.resolve(ic.m, ic.method, ic.codecID)
 	if err != nil {
 		return status, nil, "", err
 	}
