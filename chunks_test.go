@@ -153,15 +153,7 @@ func TestChunksDrainMidReply(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newCountProxy(t, startServer(t, srv))
-	cli, err := Dial("tcp", p.addr(), WithPoolSize(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	var r int
-	if err := cli.Call("Calc.Add", Args{1, 2}, &r); err != nil {
-		t.Fatal(err)
-	}
+	cli := dialWarm(t, p.addr())
 	body := incompressible(4 << 20)
 	down0 := p.down.Load()
 	p.throttle.Store(16 << 10)

@@ -24,16 +24,7 @@ func bulkPair(t *testing.T, copts ...ClientOption) (*Client, *tcpProxy) {
 		t.Fatal(err)
 	}
 	p := newStallProxy(t, startServer(t, srv))
-	cli, err := Dial("tcp", p.addr(), append([]ClientOption{WithPoolSize(1)}, copts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	var r int
-	if err := cli.Call("Calc.Add", Args{1, 2}, &r); err != nil {
-		t.Fatal(err)
-	}
-	return cli, p
+	return dialWarm(t, p.addr(), copts...), p
 }
 
 // bulkConns returns the number of bulk connections of the client's pool.
@@ -252,15 +243,7 @@ func TestBulkRefusedAtAccept(t *testing.T) {
 	if err := srv.Register(&Calc{started: make(chan struct{}, 1)}); err != nil {
 		t.Fatal(err)
 	}
-	cli, err := Dial("tcp", startServer(t, srv), WithPoolSize(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	var r int
-	if err := cli.Call("Calc.Add", Args{1, 2}, &r); err != nil {
-		t.Fatal(err)
-	}
+	cli := dialWarm(t, startServer(t, srv))
 	body := incompressible(2 << 20)
 	var out []byte
 	if err := cli.Call("Calc.Echo", body, &out, WithTimeout(time.Minute)); err != nil || !bytes.Equal(out, body) {

@@ -50,16 +50,7 @@ func compressedPair(t *testing.T, sopts []ServerOption, copts ...ClientOption) (
 		t.Fatal(err)
 	}
 	p := newCountProxy(t, startServer(t, srv))
-	cli, err := Dial("tcp", p.addr(), append([]ClientOption{WithPoolSize(1)}, copts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	var r int
-	if err := cli.Call("Calc.Add", Args{1, 2}, &r); err != nil {
-		t.Fatal(err)
-	}
-	return cli, p
+	return dialWarm(t, p.addr(), copts...), p
 }
 
 // echo calls Calc.Echo with body and returns the bytes the call put on the

@@ -107,6 +107,23 @@ func withMeta(kv ...string) ServerOption {
 	return WithInstance(registry.Instance{Meta: meta})
 }
 
+// dialWarm dials addr with a pool of one connection (and copts), closes
+// the client when the test ends, and makes one call to a Calc there, so
+// that the connection is up and the hellos exchanged.
+func dialWarm(t testing.TB, addr string, copts ...ClientOption) *Client {
+	t.Helper()
+	cli, err := Dial("tcp", addr, append([]ClientOption{WithPoolSize(1)}, copts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	var r int
+	if err := cli.Call("Calc.Add", Args{1, 2}, &r); err != nil {
+		t.Fatal(err)
+	}
+	return cli
+}
+
 // startServer serves srv on a loopback listener until the test ends.
 func startServer(t testing.TB, srv *Server) string {
 	t.Helper()
