@@ -1,10 +1,14 @@
 package rpc
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/seedrpc/rpc/internal/wire"
 )
 
 // loneConn returns the one connection of a client of one server made with
@@ -310,4 +314,35 @@ func TestSelfReadCancellableCtx(t *testing.T) {
 	}
 	waitFor(t, "the server to cancel the handler", func() bool { return calc.cancelled.Load() == 1 })
 	expectConnKept(t, cli, cc, "a cancel")
+}
+
+// TestSelfReadLeavesBudgetFrames: a caller reading its own response stops
+// before a frame whose reading may wait for the client's read budget (a
+// compressed body, a piece of a chunked message, a continuation): such a
+// wait would ignore its cancel and deadline, so the reader takes it.
+func TestSelfReadLeavesBudgetFrames(t *testing.T) {
+	const seq = 7
+	for _, tt := range []struct {
+		name string
+		h    wire.Header
+		next bool
+	}{
+		{"plain response", wire.Header{Type: wire.TypeResponse, Codec: 1, Seq: seq, BodyLen: 3}, true},
+		{"compressed", wire.Header{Type: wire.TypeResponse, Codec: 1 | wire.CompressS2, Seq: seq, BodyLen: 3}, false},
+		{"chunked", wire.Header{Type: wire.TypeResponse, Codec: 1 | wire.FlagMore, Seq: seq, BodyLen: 3}, false},
+		{"continuation", wire.Header{Type: wire.TypeContinuation, Seq: seq, BodyLen: 3}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			frame := make([]byte, wire.HeaderSize+3)
+			wire.PutHeader(frame, &tt.h)
+			cc := &clientConn{
+				pool:    &connPool{client: &Client{opts: defaultClientOptions()}},
+				br:      bufio.NewReader(bytes.NewReader(frame)),
+				pending: map[uint64]*attempt{seq: {}},
+			}
+			if got := cc.next(&selfReader{seq: seq}); got != tt.next {
+				t.Errorf("next = %v, want %v", got, tt.next)
+			}
+		})
+	}
 }
