@@ -326,3 +326,44 @@ func TestBatchReleasedBeforeSlowLast(t *testing.T) {
 		t.Errorf("in %d of 5 rounds the last call, of a method that is not quick, ran with the batch's responses held", held)
 	}
 }
+
+// TestBatchHoldReleasedAtBudgetWait: a batch's held responses are written
+// before the reader waits for read budget for the next request, not when
+// budget comes back.
+func TestBatchHoldReleasedAtBudgetWait(t *testing.T) {
+	_, nc, _, srv := batchServer(t, WithMaxBufferedBytes(64<<10))
+	b := srv.budget
+	// Spend the whole budget and its overdraft, as other connections'
+	// large requests would.
+	var od, od2 bool
+	if _, ok := b.tryAcquire(b.limit, true, &od); !ok {
+		t.Fatal("could not spend the budget")
+	}
+	if _, ok := b.tryAcquire(1, true, &od2); !ok || !od2 {
+		t.Fatal("could not take the overdraft")
+	}
+	gave := false
+	giveBack := func() {
+		if !gave {
+			gave = true
+			b.release(b.limit, false, &od)
+			b.release(1, true, &od2)
+		}
+	}
+	defer giveBack()
+	// 1 and 2 run inline with the writer held; 3 needs a charged buffer.
+	req := append(spinReq(t, 1, 0), spinReq(t, 2, 0)...)
+	req = append(req, frame(wire.TypeRequest, 3, "BatchProbe.Spin", make([]byte, 16<<10))...)
+	if _, err := nc.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	for want := uint64(1); want <= 2; want++ {
+		if got, _ := readOK(t, nc); got != want {
+			t.Fatalf("got seq %d, want %d while the reader waits for budget", got, want)
+		}
+	}
+	giveBack()
+	if h, _ := readResponse(t, nc); h.Seq != 3 {
+		t.Fatalf("got seq %d, want 3 once budget came back", h.Seq)
+	}
+}
