@@ -295,9 +295,13 @@ func testRegistry(t *testing.T, newReg func(t *testing.T) Registry) {
 			want = append(want, addr)
 		}
 		waitLookup(t, reg, "Calc", want...)
+		// A queue would hold a list per change: the empty one and four
+		// before the newest. A latest-value channel holds the newest the
+		// watcher has made; as it may still be catching up with the
+		// notifications, one or two more can follow (3 seen once in CI).
 		_, n := recvUntil(t, ch, want...)
-		if n > 2 {
-			t.Errorf("slow reader received %d lists before the newest, want at most 2 (latest-value channel)", n)
+		if n >= len(want) {
+			t.Errorf("slow reader received %d lists before the newest, want fewer than %d (latest-value channel)", n, len(want))
 		}
 	})
 
