@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	rtrace "runtime/trace"
 	"strings"
 	"sync"
 	"time"
@@ -24,9 +25,10 @@ import (
 // The child prints "addr HOST:PORT" on stdout once it listens, then answers a
 // line protocol on stdin/stdout:
 //
-//	usage -> "usage MALLOCS TOTALALLOC CPU_NS"  (runtime.MemStats + getrusage)
+//	usage -> "usage MALLOCS TOTALALLOC CPU_NS WAKEUPS SYSCR SYSCW"
+//	                                    (runtime.MemStats + getrusage + runtime/metrics + /proc/self/io)
 //	gc    -> "ok"                               (runtime.GC, between runs)
-//	cpuprofile PATH -> "ok"                     (pprof.StartCPUProfile to PATH)
+//	cpuprofile PATH -> "ok"                     (pprof.StartCPUProfile to PATH; runtime/trace.Start if PATH ends in .trace)
 //	cpuprofile-stop -> "ok"
 //	mem   -> "mem HEAPINUSE RSS"                (bytes: runtime.MemStats, /proc VmRSS)
 //	quit  -> exits
@@ -244,22 +246,32 @@ func (c *child) requestOK(cmd string) error {
 	return nil
 }
 
-// profile is a CPU profile being written to a file (zero value: none).
+// profile is a CPU profile or execution trace being written to a file
+// (zero value: none).
 type profile struct {
-	f *os.File
+	f     *os.File
+	trace bool // an execution trace (runtime/trace), not a CPU profile
 }
 
+// start starts a CPU profile, or an execution trace if path ends in
+// ".trace", written to path.
 func (p *profile) start(path string) error {
 	if p.f != nil {
-		return errors.New("bench: cpu profile already running")
+		return errors.New("bench: profile already running")
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("bench: cpu profile: %w", err)
+		return fmt.Errorf("bench: profile: %w", err)
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
+	p.trace = strings.HasSuffix(path, ".trace")
+	if p.trace {
+		err = rtrace.Start(f)
+	} else {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
 		f.Close()
-		return fmt.Errorf("bench: cpu profile: %w", err)
+		return fmt.Errorf("bench: profile: %w", err)
 	}
 	p.f = f
 	return nil
@@ -269,7 +281,11 @@ func (p *profile) stop() error {
 	if p.f == nil {
 		return nil
 	}
-	pprof.StopCPUProfile()
+	if p.trace {
+		rtrace.Stop()
+	} else {
+		pprof.StopCPUProfile()
+	}
 	err := p.f.Close()
 	p.f = nil
 	return err

@@ -67,6 +67,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	jsonOut := fs.Bool("json", false, "print one JSON object per result line instead of a table")
 	rounds := fs.Int("rounds", 1, "repeat every measurement this many times and report the median (by calls/s)")
 	profDir := fs.String("cpuprofile", "", "write CPU profiles of client and server for each measured window into this directory (skews the numbers)")
+	traceOn := fs.Bool("trace", false, "with -cpuprofile: write execution traces (SYSTEM-cN-client.trace, ...-server.trace) instead of CPU profiles")
 	svg := fs.String("svg", "", "write an SVG chart of calls/s against concurrency to this file")
 	overload := fs.Bool("overload", false, "run the overload scenario instead: closed-loop capacity, then open loop at -overload-factor × capacity")
 	olLimits := fs.String("overload-limits", "default,fixed=12,adaptive", "overload: comma-separated server configurations: default, adaptive, fixed=N (WithMaxCalls)")
@@ -89,7 +90,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 
 	opts := options{
-		runConfig: runConfig{warmup: *warmup, duration: *duration, conns: *conns, rawCodec: *rawCodec, profileDir: *profDir},
+		runConfig: runConfig{warmup: *warmup, duration: *duration, conns: *conns, rawCodec: *rawCodec, profileDir: *profDir, trace: *traceOn},
 		json:      *jsonOut,
 		svg:       *svg,
 		rounds:    *rounds,

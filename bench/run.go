@@ -29,6 +29,17 @@ type result struct {
 	ServerAllocsPerCall float64 `json:"server_allocs_per_call"`
 	ClientCPUusPerCall  float64 `json:"client_cpu_us_per_call"`
 	ServerCPUusPerCall  float64 `json:"server_cpu_us_per_call"`
+
+	// Goroutine wake-ups and read/write system calls per call, per process
+	// (see usage): what a call costs in hand-offs, next to its CPU.
+	ClientWakeupsPerCall float64 `json:"client_wakeups_per_call"`
+	ServerWakeupsPerCall float64 `json:"server_wakeups_per_call"`
+	ClientReadsPerCall   float64 `json:"client_reads_per_call"`
+	ServerReadsPerCall   float64 `json:"server_reads_per_call"`
+	ClientWritesPerCall  float64 `json:"client_writes_per_call"`
+	ServerWritesPerCall  float64 `json:"server_writes_per_call"`
+	ClientCtxSwPerCall   float64 `json:"client_ctxsw_per_call"`
+	ServerCtxSwPerCall   float64 `json:"server_ctxsw_per_call"`
 }
 
 // runConfig is the part of the flags a measurement needs.
@@ -40,6 +51,8 @@ type runConfig struct {
 	// profileDir, when set, receives CPU profiles of the measured window:
 	// SYSTEM-cN-client.pprof and SYSTEM-cN-server.pprof.
 	profileDir string
+	// trace writes execution traces there (.trace) instead of profiles.
+	trace bool
 }
 
 // Phases of a run, read by every caller after each call.
@@ -194,11 +207,15 @@ func measure(ctx context.Context, sys system, ch *child, phase *atomic.Int32, st
 	var prof profile
 	if cfg.profileDir != "" {
 		base := filepath.Join(cfg.profileDir, fmt.Sprintf("%s-c%d-", sys.name, len(states)))
-		if err := prof.start(base + "client.pprof"); err != nil {
+		ext := ".pprof"
+		if cfg.trace {
+			ext = ".trace"
+		}
+		if err := prof.start(base + "client" + ext); err != nil {
 			return result{}, err
 		}
 		defer prof.stop()
-		if err := ch.requestOK("cpuprofile " + base + "server.pprof"); err != nil {
+		if err := ch.requestOK("cpuprofile " + base + "server" + ext); err != nil {
 			return result{}, err
 		}
 	}
@@ -237,6 +254,15 @@ func measure(ctx context.Context, sys system, ch *child, phase *atomic.Int32, st
 		ServerAllocsPerCall: float64(sd.mallocs) / n,
 		ClientCPUusPerCall:  us(cd.cpu) / n,
 		ServerCPUusPerCall:  us(sd.cpu) / n,
+
+		ClientWakeupsPerCall: float64(cd.wakeups) / n,
+		ServerWakeupsPerCall: float64(sd.wakeups) / n,
+		ClientReadsPerCall:   float64(cd.syscr) / n,
+		ServerReadsPerCall:   float64(sd.syscr) / n,
+		ClientWritesPerCall:  float64(cd.syscw) / n,
+		ServerWritesPerCall:  float64(sd.syscw) / n,
+		ClientCtxSwPerCall:   float64(cd.ctxsw) / n,
+		ServerCtxSwPerCall:   float64(sd.ctxsw) / n,
 	}
 	tot := cd.add(sd)
 	res.AllocsPerCall = float64(tot.mallocs) / n
