@@ -13,9 +13,10 @@ import (
 )
 
 // connPool holds up to opts.poolSize multiplexed connections to one
-// address. Calls go to the least busy connection; more are dialled, in the
-// background, only while every connection is busy. Failed dials back off
-// exponentially with jitter.
+// address. A call goes to the least busy of the first few connections, as
+// many as the calls pending need (spreadConns, packDepth); another is
+// dialled, in the background, only while all those are busy. Failed dials
+// back off exponentially with jitter.
 type connPool struct {
 	client *Client
 	addr   string
@@ -56,8 +57,8 @@ type connPool struct {
 // routed elsewhere.
 var errSuspect = errors.New("a connection broke abruptly; the address is avoided until it answers a ping")
 
-// ready returns the least busy usable connection without waiting, or nil.
-// When even that one is busy it dials another in the background, up to
+// ready returns a usable connection without waiting (see leastBusy), or
+// nil. When every one is busy it dials another in the background, up to
 // the pool size.
 func (p *connPool) ready() *clientConn {
 	p.mu.Lock()
@@ -124,20 +125,66 @@ func (p *connPool) getConn(ctx context.Context, canSkip bool) (*clientConn, erro
 	}
 }
 
-// leastBusy returns the usable connection with the fewest pending calls, or
-// nil, and starts a background dial when it is busy; p.mu is held.
+// How calls share a pool's connections: over the first spreadConns
+// connections (in dial order) like before, one more for every packDepth
+// calls pending beyond that.
+//
+// Calls that share a connection share its system calls: the client's
+// writer sends the requests queued while it writes in one write, the
+// server reads them in one read, runs them in turn and answers them in one
+// write (server_inline.go), and the client's reader reads their responses
+// together. Spread one or two to a connection, every call pays its four
+// system calls, and the goroutine wake-ups behind them, alone on both
+// sides. A few connections are still worth having: each has a reading
+// goroutine on either side, so that calls are read and answered in
+// parallel. Measured with the harness at 16 callers and a pool of 10
+// (docs/BENCHMARKS.md, "Issue 15, fifth step"): spreading over 4
+// connections with 4 calls each, rather than over all 10, cut the CPU per
+// call of client and server together by about a quarter and raised calls/s
+// by about a third; at 4 callers, one connection for all 4 cost a quarter
+// of calls/s against one each. A pool of spreadConns or fewer (the default
+// is 4) is used as before. A connection's calls do not wait for one
+// another: they are multiplexed, a server runs a call on the goroutine
+// that read it only if its method is quick, and large messages are
+// chunked or go on the bulk connection.
+const (
+	spreadConns = 4
+	packDepth   = 4
+)
+
+// leastBusy returns the connection a call should use, or nil: the least
+// busy of the first usable ones, as many as the calls pending need (see
+// spreadConns). When that one is busy and the pool has fewer connections
+// than needed, it starts a background dial; p.mu is held.
 func (p *connPool) leastBusy() *clientConn {
+	var pending int32
+	usable := 0
+	for _, cc := range p.conns {
+		if cc.usable() {
+			usable++
+			pending += cc.load.Load()
+		}
+	}
+	want := int(pending) + 1 // bulk connections: one per large call
+	if !p.isBulk {
+		want = max(spreadConns, int(pending/packDepth)+1)
+	}
 	var best *clientConn
 	var bestLoad int32
+	seen := 0
 	for _, cc := range p.conns {
+		if seen == want {
+			break
+		}
 		if !cc.usable() {
 			continue
 		}
+		seen++
 		if l := cc.load.Load(); best == nil || l < bestLoad {
 			best, bestLoad = cc, l
 		}
 	}
-	if best != nil && bestLoad > 0 && len(p.conns) < p.size() && p.dialDone == nil && !p.client.now().Before(p.nextDial) {
+	if best != nil && bestLoad > 0 && usable < want && len(p.conns) < p.size() && p.dialDone == nil && !p.client.now().Before(p.nextDial) {
 		p.dialDone = make(chan struct{})
 		if !p.client.goAsync(func() { p.dial(p.client.ctx) }) {
 			close(p.dialDone) // the client is closing

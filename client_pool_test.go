@@ -336,6 +336,59 @@ func TestPoolGrowsOnlyWhenBusy(t *testing.T) {
 	}
 }
 
+// TestPoolPacksBeyondSpread: a pool larger than spreadConns spreads calls
+// over its first spreadConns connections, and uses one more only for every
+// packDepth calls pending beyond that, so that calls share system calls.
+func TestPoolPacksBeyondSpread(t *testing.T) {
+	p, d, _ := newFakePool(t, WithPoolSize(8))
+	conns := func() []*clientConn {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return slices.Clone(p.conns)
+	}
+	if _, err := p.get(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// Up to spreadConns, a connection is dialled whenever all are busy.
+	for n := 1; n < spreadConns; n++ {
+		for _, cc := range conns() {
+			cc.load.Store(1)
+		}
+		p.ready()
+		poll(t, defaultTestTimeout, fmt.Sprintf("connection %d", n+1), func() bool { return len(conns()) == n+1 })
+	}
+	// spreadConns connections carrying fewer than packDepth calls each:
+	// no dial, the least busy of them.
+	cs := conns()
+	for i, cc := range cs {
+		cc.load.Store(packDepth - 1 - int32(i%2))
+	}
+	if got := p.ready(); got != cs[1] {
+		t.Errorf("ready() = %p, want the least busy, %p", got, cs[1])
+	}
+	for _, cc := range cs {
+		cc.load.Store(packDepth - 1)
+	}
+	if got := p.ready(); got != cs[0] {
+		t.Errorf("ready() = %p, want the first of the least busy, %p", got, cs[0])
+	}
+	p.mu.Lock()
+	dialing := p.dialDone != nil // set by the call that starts a dial
+	p.mu.Unlock()
+	if dialing || d.count() != spreadConns {
+		t.Fatalf("%d dials with %d calls pending on %d connections, want %d", d.count(), spreadConns*(packDepth-1), spreadConns, spreadConns)
+	}
+	// packDepth each: one more connection, which the next call takes.
+	for _, cc := range cs {
+		cc.load.Store(packDepth)
+	}
+	p.ready()
+	poll(t, defaultTestTimeout, "connection 5", func() bool { return len(conns()) == spreadConns+1 })
+	if got, fifth := p.ready(), conns()[spreadConns]; got != fifth {
+		t.Errorf("ready() = %p, want the new idle connection %p", got, fifth)
+	}
+}
+
 // TestPoolSuspectSiblings: a connection that breaks abruptly makes its
 // siblings suspect (no new calls) until they answer a ping; a connection
 // the client closed itself does not.

@@ -39,9 +39,11 @@ func (s *methodStats) record(start time.Duration, status *wire.Status) {
 // batchQuick: a method whose handler took less than this on average
 // (a moving average over its last eight or so runs on its connection's
 // reading goroutine) is quick, and its calls may run on the reading
-// goroutine while other requests wait behind them (server_inline.go).
-// Only inline runs count: a call on a worker of a busy server mostly
-// waits for a core, which says nothing of the handler; and only the
+// goroutine while other requests wait behind them (server_inline.go); a
+// method that is not quick runs only on workers. Only inline runs count
+// while a method is quick (see ranOnWorker): a call on a worker of a busy
+// server mostly waits for a core, which says nothing of the handler; and
+// only the
 // handler (with its args' decoding) is timed, not the writing of its
 // response. An average, not the last run, so that a pause of the process
 // (a GC, a preemption) does not stop the batching for long.
@@ -54,6 +56,18 @@ func (s *methodStats) ranInline(d time.Duration) {
 	if s != nil {
 		old := s.inlineAvg.Load()
 		s.inlineAvg.Store(old - old/8 + int64(d)/8)
+	}
+}
+
+// ranOnWorker notes a run of the method on a worker that took d, while
+// the method is not quick: such a method runs only on workers, and these
+// runs are what can show it quick again (a handler slow only while its
+// cache was cold). While the method is quick they are not counted: on a
+// busy server a run on a worker also counts the time its goroutine waited
+// for a core, and would take the batching away from quick methods.
+func (s *methodStats) ranOnWorker(d time.Duration) {
+	if s != nil && !s.quick() {
+		s.ranInline(d)
 	}
 }
 

@@ -261,7 +261,10 @@ func WithBalancer(b lb.Balancer) ClientOption {
 }
 
 // WithPoolSize sets how many multiplexed connections a client keeps per
-// server address at most (default 4). They are dialled lazily as load grows.
+// server address at most (default 4). They are dialled lazily as load
+// grows: calls spread over the first 4, and each further connection is
+// used only once 4 more calls are pending, so that calls share system
+// calls instead of paying for them one to a connection.
 func WithPoolSize(n int) ClientOption {
 	return clientOption(func(o *clientOptions) {
 		if n > 0 {

@@ -348,6 +348,9 @@ type serverCall struct {
 	m *methodType
 	// took is how long decoding the args and running the handler took.
 	took time.Duration
+	// onWorker is set when the call runs on a worker, not on the
+	// goroutine that read it.
+	onWorker bool
 }
 
 // stats returns the stats of the call's method, nil if not looked up.
@@ -365,6 +368,9 @@ func (sc *serverCall) serve() {
 	start := monoNow()
 	status, rv, name, err := c.invoke(&sc.ctx, sc.m, sc.codecID, sc.method, sc.body, sc.bp)
 	sc.took = monoNow() - start
+	if sc.onWorker {
+		sc.stats().ranOnWorker(sc.took)
+	}
 	var reply any
 	if status == wire.StatusOK {
 		reply = rv.Interface()

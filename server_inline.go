@@ -33,6 +33,11 @@ import (
 // Shutdown and connection loss) holds unchanged: only the goroutine that
 // runs the call differs.
 //
+// A method known to be slow (methodStats.quick) always runs on a worker,
+// so that the calls of other callers sharing the connection are read and
+// started meanwhile; its runs there keep its average current, so that it
+// comes back once it is quick again.
+//
 // With more requests buffered behind it (a busy connection), a call goes
 // to a worker, so that the calls run in parallel, unless that parallelism
 // buys nothing: when the server already runs at least GOMAXPROCS calls
@@ -68,16 +73,29 @@ var maxHold = inlineBound // tests change it
 // guard waits before it exits.
 const guardLinger = 200
 
-// start runs a call dispatch admitted: on this goroutine when nothing else
-// is buffered or inBatch allows it (readFrames then returns, and readLoop
-// runs it), else on a worker.
+// start runs a call dispatch admitted: on this goroutine when its method
+// is quick and nothing else is buffered, or inBatch allows it (readFrames
+// then returns, and readLoop runs it), else on a worker.
 func (c *serverConn) start(sc *serverCall, job servable) {
-	if c.inline == nil && (c.br.Buffered() == 0 || c.inBatch(sc)) {
-		c.lookup(sc) // for the stats of its inline run
+	c.lookup(sc) // for its method's stats, and so that invoke need not
+	if c.inline == nil && (c.br.Buffered() == 0 && c.lone(sc) || c.inBatch(sc)) {
 		c.inline, c.inlineCall = job, sc
 		return
 	}
+	sc.onWorker = true
 	c.srv.workers.run(job)
+}
+
+// lone reports whether sc, read with nothing buffered behind it, runs on
+// the reading goroutine: unless its method is known to be slow. A slow
+// call run there would keep the connection unread, so that the next call
+// of another caller sharing the connection (the pool packs them,
+// client_pool.go) waited for it, up to inlineBound; on a worker it costs
+// a goroutine wake-up, little next to its own time. A request for no
+// method is answered at once.
+func (c *serverConn) lone(sc *serverCall) bool {
+	st := sc.stats()
+	return st == nil || st.quick()
 }
 
 // lookup sets sc.m, the call's method, if there is one, once: invoke then

@@ -67,10 +67,26 @@ func (s *inlineSvc) Panic(_ int, reply *bool) error {
 	panic("worker boom")
 }
 
+// Varying sleeps for d, then reports whether it ran inline.
+func (s *inlineSvc) Varying(d time.Duration, reply *bool) error {
+	time.Sleep(d)
+	*reply = ranInline()
+	return nil
+}
+
+// setBatchQuick sets batchQuick for the test. Handlers that capture their
+// stack take well over the 50µs of a quick method under the race detector.
+func setBatchQuick(t *testing.T, d time.Duration) {
+	old := batchQuick
+	batchQuick = d
+	t.Cleanup(func() { batchQuick = old })
+}
+
 // newInlinePair serves inlineSvc and returns a client with one connection,
 // so that every call shares it.
 func newInlinePair(t *testing.T, sopts ...ServerOption) (*Client, *inlineSvc, *Server) {
 	t.Helper()
+	setBatchQuick(t, 10*time.Millisecond)
 	srv := NewServer(sopts...)
 	svc := newInlineSvc()
 	if err := srv.RegisterName("Inline", svc); err != nil {
@@ -151,6 +167,36 @@ func TestInlineSlowHandlerDoesNotStallConnection(t *testing.T) {
 	if err := cli.Call("Inline.Fast", 3, &inline); err != nil || !inline {
 		t.Fatalf("Call(Inline.Fast) after = %v, inline %v; want nil, true", err, inline)
 	}
+}
+
+// TestInlineSlowMethodRunsOnWorker: a method whose runs on the reading
+// goroutine were slow runs on workers, so that the connection is read
+// meanwhile; its runs there bring it back once it is quick again.
+func TestInlineSlowMethodRunsOnWorker(t *testing.T) {
+	cli, _, _ := newInlinePair(t)
+	setBatchQuick(t, 5*time.Millisecond)
+	var inline bool
+	if err := cli.Call("Inline.Varying", 100*time.Millisecond, &inline); err != nil || !inline {
+		t.Fatalf("Call(Inline.Varying 100ms) = %v, inline %v; want nil, true (not yet known slow)", err, inline)
+	}
+	// Its average is now 12.5ms, over 5ms: slow.
+	if err := cli.Call("Inline.Varying", time.Duration(0), &inline); err != nil || inline {
+		t.Fatalf("Call(Inline.Varying) after a slow run = %v, inline %v; want nil, false (on a worker)", err, inline)
+	}
+	// Quick runs on workers bring the average down by an eighth each:
+	// under 5ms after seven.
+	for i := range 20 {
+		if err := cli.Call("Inline.Varying", time.Duration(0), &inline); err != nil {
+			t.Fatal(err)
+		}
+		if inline {
+			if i < 5 {
+				t.Errorf("back inline after %d quick runs, want about 7", i+2)
+			}
+			return
+		}
+	}
+	t.Fatal("a method that became quick never ran inline again in 21 calls")
 }
 
 func TestInlineShutdownWaitsForHandler(t *testing.T) {
