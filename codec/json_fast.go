@@ -91,6 +91,10 @@ type jsonType struct {
 	fields []jsonField
 	exact  map[string]int // field by name, when there are many fields
 	folded map[string]int // field by folded name (first in field order)
+
+	// strs sizes the string chunks of bodies decoded with this type as
+	// their root.
+	strs strHint
 }
 
 // jsonField is one encoded field of a struct.

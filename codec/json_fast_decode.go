@@ -42,10 +42,12 @@ func jsonUnmarshalFast(data []byte, v any) bool {
 		return false
 	}
 	d := jsonDecoder{b: data}
+	p.root.strs.start(&d.strs)
 	d.space()
 	if d.value(p.root, ptr) {
 		d.space()
 		if d.off == len(d.b) {
+			p.root.strs.done(&d.strs)
 			return true
 		}
 	}

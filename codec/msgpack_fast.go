@@ -87,6 +87,10 @@ type fastType struct {
 	fields []fastField
 	mapHdr []byte         // the encoded map header
 	index  map[string]int // field by name, when there are many fields
+
+	// strs sizes the string chunks of bodies decoded with this type as
+	// their root.
+	strs strHint
 }
 
 // fastField is one encoded field of a struct.

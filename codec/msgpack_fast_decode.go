@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"reflect"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -22,17 +23,27 @@ type fastDecoder struct {
 // Short strings of one body share chunks of memory instead of taking an
 // allocation each: a string no longer than maxChunkedString goes into the
 // current chunk, and a new chunk holds at most maxStringChunk bytes (no
-// more than the body has left). A chunk's bytes are never written again
-// once a string refers to them, so the strings are as immutable as any;
-// the cost is that one short string kept alive keeps its whole chunk.
+// more than the body has left, and no more than the strings of the last
+// body of its type took, when that is enough for the string at hand: the
+// body has left is an upper bound that counts every other field too, and
+// sizing by it made the chunks of a typical message three times the
+// strings they held). A chunk's bytes are never written again once a
+// string refers to them, so the strings are as immutable as any; the cost
+// is that one short string kept alive keeps its whole chunk.
 const (
 	maxChunkedString = 128
 	maxStringChunk   = 512
 )
 
-// strChunks is the unused tail of the chunk a decoder copies short strings
-// into; both fast decoders use it.
-type strChunks []byte
+// strChunks is the chunk a decoder copies short strings into; both fast
+// decoders use it.
+type strChunks struct {
+	free []byte // the unused tail of the current chunk
+	// want is how many bytes the body's chunked strings are expected to
+	// take in all (a strHint's reading), 0 if unknown; used counts those
+	// taken so far.
+	want, used int
+}
 
 // str returns b, bytes of a body, as a string of its own; left is how many
 // bytes of the body follow b, which bounds the strings still to come.
@@ -44,13 +55,32 @@ func (c *strChunks) str(b []byte, left int) string {
 	if n > maxChunkedString {
 		return string(b)
 	}
-	if len(*c) < n {
-		*c = make([]byte, max(min(left+n, maxStringChunk), n))
+	if len(c.free) < n {
+		size := min(left+n, maxStringChunk)
+		if rest := c.want - c.used; rest >= n && rest < size {
+			size = rest
+		}
+		c.free = make([]byte, max(size, n))
 	}
-	copy(*c, b)
-	s := unsafe.String(&(*c)[0], n)
-	*c = (*c)[n:]
+	copy(c.free, b)
+	s := unsafe.String(&c.free[0], n)
+	c.free = c.free[n:]
+	c.used += n
 	return s
+}
+
+// strHint remembers, per root type, how many bytes of chunked strings its
+// last body took, to size the next body's chunk (see strChunks).
+type strHint struct{ n atomic.Int32 }
+
+// start sets c up to decode a body of the hint's type.
+func (h *strHint) start(c *strChunks) { c.want = int(h.n.Load()) }
+
+// done records what c took decoding a body.
+func (h *strHint) done(c *strChunks) {
+	if used := int32(min(c.used, maxStringChunk)); used != h.n.Load() {
+		h.n.Store(used)
+	}
 }
 
 // str returns b, bytes of the body ending at the offset, as a string of
@@ -61,7 +91,10 @@ func (d *fastDecoder) str(b []byte) string { return d.strs.str(b, len(d.b)-d.off
 // at p and reports whether it did, with data fully consumed.
 func decodeFast(data []byte, ft *fastType, p unsafe.Pointer) bool {
 	d := fastDecoder{b: data}
-	return d.value(ft, p) && d.off == len(d.b)
+	ft.strs.start(&d.strs)
+	ok := d.value(ft, p) && d.off == len(d.b)
+	ft.strs.done(&d.strs)
+	return ok
 }
 
 // code reads one code byte.

@@ -657,3 +657,45 @@ func TestFastStringChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestFastStringChunkSizedByLastBody: a body's chunk for short strings is
+// sized by what the strings of the last body of its type took, not by the
+// rest of the body (which counts every other field too); a body with more
+// strings than the last still decodes whole.
+func TestFastStringChunkSizedByLastBody(t *testing.T) {
+	type rec struct {
+		A, B, C string
+		N       []int64 // bytes that are not strings
+	}
+	in := rec{A: strings.Repeat("a", 10), B: strings.Repeat("b", 20), C: strings.Repeat("c", 30), N: make([]int64, 8)}
+	data, err := Msgpack{}.AppendMarshal(nil, &in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode := func(data []byte) rec {
+		var out rec
+		if err := (Msgpack{}).Unmarshal(data, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	decode(data) // the first body of the type: no hint yet
+	p := fastPlanFor(reflect.TypeFor[rec]())
+	if got := p.root.strs.n.Load(); got != 60 {
+		t.Fatalf("hint after a body with 60 bytes of strings = %d", got)
+	}
+	c := strChunks{want: int(p.root.strs.n.Load())}
+	c.str([]byte(in.A), len(data)) // the rest of the body is far more than 60
+	if got := len(c.free) + len(in.A); got != 60 {
+		t.Errorf("chunk of a body after one with 60 bytes of strings = %d bytes, want 60", got)
+	}
+	// A longer body: more chunks, same strings.
+	in.C = strings.Repeat("c", 100)
+	data, _ = Msgpack{}.AppendMarshal(nil, &in)
+	if out := decode(data); !reflect.DeepEqual(out, in) {
+		t.Errorf("decoded %+v, want %+v", out, in)
+	}
+	if got := p.root.strs.n.Load(); got != 130 {
+		t.Errorf("hint after a body with 130 bytes of strings = %d", got)
+	}
+}
