@@ -52,7 +52,9 @@ type Writer struct {
 	dl      deadliner // nil: writes are not bounded
 	closer  io.Closer // closed when a write fails
 	timeout time.Duration
-	bg      sync.WaitGroup // background flushes
+	// armed is the write deadline set last (see write).
+	armed time.Time
+	bg    sync.WaitGroup // background flushes
 
 	mu sync.Mutex // guards the fields below
 	// buf collects frames appended while a flush is in progress.
@@ -140,8 +142,8 @@ func (w *Writer) YieldWhen(others func() bool) { w.others = others }
 var yield = runtime.Gosched
 
 // NewConnWriter returns a Writer over a connection. A write that cannot
-// finish within timeout closes nc, as does any failed write, so that its
-// reader sees the end at once.
+// finish within timeout (at least half of it) closes nc, as does any
+// failed write, so that its reader sees the end at once.
 func NewConnWriter(nc interface {
 	io.WriteCloser
 	deadliner
@@ -375,17 +377,32 @@ func (w *Writer) background(rest []byte, done chan struct{}) {
 
 // write writes data within the earlier of deadline (zero: none) and the
 // Writer's timeout.
+//
+// Moving a connection's write deadline takes a lock and moves a runtime
+// timer, on every write. So when only the timeout bounds a write, the
+// deadline armed for an earlier write stands if it is still at least half
+// the timeout away: such a write gets between half the timeout and the
+// whole of it, never more. Only the goroutine flushing writes (see
+// flushing), so armed needs no lock.
 func (w *Writer) write(deadline time.Time, data []byte) (int, error) {
 	if w.dl == nil {
 		return w.w.Write(data)
 	}
-	limit := time.Now().Add(w.timeout)
+	now := time.Now()
+	limit := now.Add(w.timeout)
 	if deadline.IsZero() || limit.Before(deadline) {
-		deadline = limit
+		if w.armed.IsZero() || w.armed.After(limit) || w.armed.Sub(now) < w.timeout/2 {
+			if err := w.dl.SetWriteDeadline(limit); err != nil {
+				return 0, err
+			}
+			w.armed = limit
+		}
+		return w.w.Write(data)
 	}
 	if err := w.dl.SetWriteDeadline(deadline); err != nil {
 		return 0, err
 	}
+	w.armed = deadline
 	return w.w.Write(data)
 }
 

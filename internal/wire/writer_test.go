@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -308,4 +310,91 @@ func TestWriterDeadlineKeepsStreamWhole(t *testing.T) {
 		t.Fatal("peer never received the whole frame")
 	}
 	w.Wait()
+}
+
+// deadlineConn is a connection that records the write deadlines set on it
+// and whose writes block until their deadline when stall is set.
+type deadlineConn struct {
+	mu        sync.Mutex
+	deadlines []time.Time
+	stall     bool
+	closed    bool
+}
+
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deadlines = append(c.deadlines, t)
+	return nil
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	stall, dl := c.stall, c.deadlines[len(c.deadlines)-1]
+	c.mu.Unlock()
+	if stall {
+		time.Sleep(time.Until(dl))
+		return 0, os.ErrDeadlineExceeded
+	}
+	return len(p), nil
+}
+
+func (c *deadlineConn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	return nil
+}
+
+func (c *deadlineConn) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.deadlines)
+}
+
+// TestWriterDeadlineArmedOnce: writes bounded only by the Writer's timeout
+// keep the deadline armed by an earlier one while it is at least half the
+// timeout away (moving it costs a lock and a timer per write); a write
+// with an earlier deadline of its own sets it, and a write after that
+// arms the timeout again. A stalled write still ends within the timeout.
+func TestWriterDeadlineArmedOnce(t *testing.T) {
+	nc := &deadlineConn{}
+	const timeout = 400 * time.Millisecond
+	w := NewConnWriter(nc, timeout)
+	frame := testFrame(1, 1)
+	for range 10 {
+		if err := w.Write(context.Background(), frame, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := nc.count(); n != 1 {
+		t.Errorf("10 writes within the timeout set the deadline %d times, want 1", n)
+	}
+	early := time.Now().Add(timeout / 4)
+	if err := w.WriteBy(context.Background(), early, frame, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(context.Background(), frame, true); err != nil {
+		t.Fatal(err)
+	}
+	nc.mu.Lock()
+	got := slices.Clone(nc.deadlines)
+	nc.mu.Unlock()
+	if len(got) != 3 || !got[1].Equal(early) || got[2].Sub(got[1]) < timeout/2 {
+		t.Errorf("deadlines after a write with its own = %v, want the first, %v, then about now+%v", got, early, timeout)
+	}
+
+	// Past half the timeout the deadline is armed again before a write, so
+	// a write that stalls is bounded by at most the timeout.
+	time.Sleep(timeout/2 + 50*time.Millisecond)
+	nc.mu.Lock()
+	nc.stall = true
+	nc.mu.Unlock()
+	start := time.Now()
+	if err := w.Write(context.Background(), frame, true); err == nil {
+		t.Fatal("stalled write returned no error")
+	}
+	if el := time.Since(start); el < timeout/2 || el > timeout+200*time.Millisecond {
+		t.Errorf("stalled write ended after %v, want between %v and %v", el, timeout/2, timeout)
+	}
 }
