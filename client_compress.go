@@ -139,12 +139,15 @@ func (cc *clientConn) pong(h *wire.Header) error {
 	if err := cc.fr.readFull(b[:n]); err != nil {
 		return err
 	}
-	s2, chunks := wire.ParseFeatures(b[int(h.MethodLen) : int(h.MethodLen)+int(h.MetaLen)])
-	if s2 {
+	hello := wire.ParseHello(b[int(h.MethodLen) : int(h.MethodLen)+int(h.MetaLen)])
+	if hello.S2 {
 		cc.peerS2.Store(true)
 	}
-	if chunks {
+	if hello.Chunks {
 		cc.peerChunks.Store(true)
+	}
+	if hello.ConnCalls > 0 {
+		cc.pool.connCalls.Store(int32(hello.ConnCalls))
 	}
 	return nil
 }

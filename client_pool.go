@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -50,6 +51,10 @@ type connPool struct {
 	bulk     *connPool
 	isBulk   bool
 	refusals int
+
+	// connCalls is the server's limit of calls per connection, as its
+	// hello said (0: not said); packing stays under it.
+	connCalls atomic.Int32
 }
 
 // errSuspect is why a call that could go to another instance did not use
@@ -125,9 +130,11 @@ func (p *connPool) getConn(ctx context.Context, canSkip bool) (*clientConn, erro
 	}
 }
 
-// How calls share a pool's connections: over the first spreadConns
-// connections (in dial order) like before, one more for every packDepth
-// calls pending beyond that.
+// How calls share a pool's connections: the least busy of the first
+// spreadConns connections (in dial order) takes a call, as in a pool of
+// that size; a further connection is used only for every packDepth calls
+// pending (fewer if the server's limit of calls per connection is lower:
+// it reads no more from a connection at its limit).
 //
 // Calls that share a connection share its system calls: the client's
 // writer sends the requests queued while it writes in one write, the
@@ -137,19 +144,19 @@ func (p *connPool) getConn(ctx context.Context, canSkip bool) (*clientConn, erro
 // system calls, and the goroutine wake-ups behind them, alone on both
 // sides. A few connections are still worth having: each has a reading
 // goroutine on either side, so that calls are read and answered in
-// parallel. Measured with the harness at 16 callers and a pool of 10
-// (docs/BENCHMARKS.md, "Issue 15, fifth step"): spreading over 4
-// connections with 4 calls each, rather than over all 10, cut the CPU per
-// call of client and server together by about a quarter and raised calls/s
-// by about a third; at 4 callers, one connection for all 4 cost a quarter
-// of calls/s against one each. A pool of spreadConns or fewer (the default
-// is 4) is used as before. A connection's calls do not wait for one
-// another: they are multiplexed, a server runs a call on the goroutine
-// that read it only if its method is quick, and large messages are
-// chunked or go on the bulk connection.
+// parallel. Measured with the harness and a pool of 10 (docs/BENCHMARKS.md,
+// "Issue 15, fifth step"): at 16 callers, 4 connections with 4 calls each
+// instead of 10 with one or two cut the CPU per call of client and server
+// together by about a quarter and raised calls/s by about a third, and
+// one connection for all calls cost a quarter of calls/s at 4 callers; at
+// 32, 64 and 128 callers, a depth of 16 instead of 4 raised calls/s by
+// 10 to 25 %. A connection's calls do not wait for one another: they are
+// multiplexed, a server runs a call on the goroutine that read it only if
+// its method is quick, and large messages are chunked or go on the bulk
+// connection.
 const (
 	spreadConns = 4
-	packDepth   = 4
+	packDepth   = 16
 )
 
 // leastBusy returns the connection a call should use, or nil: the least
@@ -167,7 +174,11 @@ func (p *connPool) leastBusy() *clientConn {
 	}
 	want := int(pending) + 1 // bulk connections: one per large call
 	if !p.isBulk {
-		want = max(spreadConns, int(pending/packDepth)+1)
+		depth := int32(packDepth)
+		if n := p.connCalls.Load(); n > 0 && n < depth {
+			depth = n // the server reads no more from a connection at its limit
+		}
+		want = max(spreadConns, int(pending/depth)+1)
 	}
 	var best *clientConn
 	var bestLoad int32

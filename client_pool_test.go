@@ -389,6 +389,50 @@ func TestPoolPacksBeyondSpread(t *testing.T) {
 	}
 }
 
+// TestPoolPackDepthServerLimit: a server whose limit of calls per
+// connection is below packDepth says so in its hello, and the pool packs
+// no more than that on a connection: a server at its limit reads nothing
+// more from it, so further calls there would wait although the pool could
+// dial another connection.
+func TestPoolPackDepthServerLimit(t *testing.T) {
+	srv := NewServer(WithMaxCalls(1000, 2))
+	if err := srv.Register(&Calc{}); err != nil {
+		t.Fatal(err)
+	}
+	cli, addr := serveAndDial(t, srv, WithPoolSize(8))
+	if err := cli.Call("Calc.Echo", []byte("x"), new([]byte)); err != nil {
+		t.Fatal(err)
+	}
+	if got := cli.pool(addr).connCalls.Load(); got != 2 {
+		t.Fatalf("limit of calls per connection learnt from the server's hello = %d, want 2", got)
+	}
+
+	p, _, _ := newFakePool(t, WithPoolSize(8))
+	p.connCalls.Store(2)
+	conns := func() []*clientConn {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return slices.Clone(p.conns)
+	}
+	if _, err := p.get(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n < spreadConns; n++ {
+		for _, cc := range conns() {
+			cc.load.Store(1)
+		}
+		p.ready()
+		poll(t, defaultTestTimeout, fmt.Sprintf("connection %d", n+1), func() bool { return len(conns()) == n+1 })
+	}
+	// Two calls on each of the 4: at the server's limit, another
+	// connection, where packDepth would have packed up to 16.
+	for _, cc := range conns() {
+		cc.load.Store(2)
+	}
+	p.ready()
+	poll(t, defaultTestTimeout, "connection 5", func() bool { return len(conns()) == spreadConns+1 })
+}
+
 // TestPoolSuspectSiblings: a connection that breaks abruptly makes its
 // siblings suspect (no new calls) until they answer a ping; a connection
 // the client closed itself does not.

@@ -77,13 +77,11 @@ func (fr *frameReader) inflate(fb *frameBuf, off int) (*frameBuf, error) {
 	return out, nil
 }
 
-// helloFrame is the ping a client sends right after connecting, and
-// helloReply the pong a server answers it with: each lists the features
-// its sender understands (docs/PROTOCOL.md, "Compression and chunks").
-var (
-	helloFrame = wire.AppendHello(nil, wire.TypePing, 0, wire.HelloFeatures)
-	helloReply = wire.AppendHello(nil, wire.TypePong, 0, wire.HelloFeatures)
-)
+// helloFrame is the ping a client sends right after connecting: it lists
+// the features the client understands (docs/PROTOCOL.md, "Compression and
+// chunks"). A server's answer (Server.helloReply) lists its own, and its
+// limit of calls per connection.
+var helloFrame = wire.AppendHello(nil, wire.TypePing, 0, wire.HelloFeatures, 0)
 
 // maxHello is the largest hello payload read; a larger ping payload is
 // skipped unread.

@@ -366,8 +366,8 @@ func TestCompressionOldClient(t *testing.T) {
 	if _, err := io.ReadFull(nc, meta); err != nil {
 		t.Fatal(err)
 	}
-	if s2, _ := wire.ParseFeatures(meta); ph.Type != wire.TypePong || !s2 {
-		t.Errorf("answer to a hello: %s with metadata %q, want a pong listing s2", ph.Type, meta)
+	if h := wire.ParseHello(meta); ph.Type != wire.TypePong || !h.S2 || h.ConnCalls != 256 {
+		t.Errorf("answer to a hello: %s with metadata %q, want a pong listing s2 and the limit of 256 calls per connection", ph.Type, meta)
 	}
 }
 

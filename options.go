@@ -204,7 +204,9 @@ func WithMaxFrameSize(n int) Option {
 // server (default 10000), beyond which calls are answered at once with
 // ErrOverloaded, and perConn on one connection (default 256), at which the
 // server stops reading that connection until a call finishes, pushing back
-// on its client. Zero or less keeps a default.
+// on its client. The server announces perConn in its hello, so that Go
+// clients put no more calls than that on one connection when they have
+// others. Zero or less keeps a default.
 func WithMaxCalls(total, perConn int) ServerOption {
 	return serverOption(func(o *serverOptions) {
 		if total > 0 {
@@ -263,8 +265,10 @@ func WithBalancer(b lb.Balancer) ClientOption {
 // WithPoolSize sets how many multiplexed connections a client keeps per
 // server address at most (default 4). They are dialled lazily as load
 // grows: calls spread over the first 4, and each further connection is
-// used only once 4 more calls are pending, so that calls share system
-// calls instead of paying for them one to a connection.
+// used only once 16 more calls are pending (or fewer, down to the
+// server's per-connection limit of WithMaxCalls, which its hello
+// announces), so that calls share system calls instead of paying for them
+// one or two to a connection.
 func WithPoolSize(n int) ClientOption {
 	return clientOption(func(o *clientOptions) {
 		if n > 0 {

@@ -13,12 +13,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/seedrpc/rpc/internal/wire"
 	"github.com/seedrpc/rpc/registry"
 )
 
 // Server serves registered services to any number of connections.
 type Server struct {
 	opts serverOptions
+	// helloReply is the pong that answers a client's hello: the features
+	// the server understands and its limit of calls per connection.
+	helloReply []byte
 	// services is a copy-on-write map of name -> *service, read without a lock.
 	services atomic.Pointer[map[string]*service]
 	// running counts handlers running on the whole server.
@@ -75,6 +79,7 @@ func NewServer(opts ...ServerOption) *Server {
 		conns:     make(map[*serverConn]struct{}),
 		budget:    newMemBudget(o.maxBuffered),
 	}
+	s.helloReply = wire.AppendHello(nil, wire.TypePong, 0, wire.HelloFeatures, o.connCalls)
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	s.chain = chainServer(o.interceptors, callMethod)
 	s.workers.init()

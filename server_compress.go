@@ -28,14 +28,14 @@ func (c *serverConn) hello(h *wire.Header) bool {
 		c.readFailed(err)
 		return false
 	}
-	s2, chunks := wire.ParseFeatures(b[int(h.MethodLen) : int(h.MethodLen)+int(h.MetaLen)])
-	if s2 {
+	hello := wire.ParseHello(b[int(h.MethodLen) : int(h.MethodLen)+int(h.MetaLen)])
+	if hello.S2 {
 		c.peerS2.Store(true)
 	}
-	if chunks {
+	if hello.Chunks {
 		c.peerChunks.Store(true)
 	}
-	_ = c.w.WriteHello(helloReply)
+	_ = c.w.WriteHello(c.srv.helloReply)
 	return true
 }
 

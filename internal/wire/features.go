@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -44,34 +45,58 @@ const (
 // HelloFeatures is the feature list this implementation announces.
 const HelloFeatures = FeatureS2 + "," + FeatureChunks
 
+// MetaConnCalls is the metadata key with which a server's hello answer
+// says how many calls it runs at once on one connection (decimal): a
+// client that spreads its calls over several connections puts no more
+// than that on one, since the server reads no further request from a
+// connection at its limit until one of its calls ends.
+const MetaConnCalls = ":conncalls"
+
 // AppendHello appends a hello frame of type t (TypePing or TypePong) for
-// seq listing features.
-func AppendHello(dst []byte, t Type, seq uint64, features string) []byte {
+// seq listing features and, when connCalls > 0, the sender's limit of
+// calls per connection (MetaConnCalls; a server's answer).
+func AppendHello(dst []byte, t Type, seq uint64, features string, connCalls int) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, HeaderSize)...)
 	dst, _ = AppendMeta(dst, MetaFeatures, []byte(features))
+	if connCalls > 0 {
+		dst, _ = AppendMeta(dst, MetaConnCalls, strconv.AppendInt(nil, int64(connCalls), 10))
+	}
 	PutHeader(dst[start:], &Header{Type: t, Seq: seq, MetaLen: uint32(len(dst) - start - HeaderSize)})
 	return dst
 }
 
-// ParseFeatures returns the features listed by the metadata of a hello
-// (empty when it lists none or is malformed).
-func ParseFeatures(meta []byte) (s2, chunks bool) {
+// Hello is what a hello frame's metadata says.
+type Hello struct {
+	S2, Chunks bool // the features listed
+	// ConnCalls is the sender's limit of calls per connection, 0 if it
+	// gave none (or a malformed one).
+	ConnCalls int
+}
+
+// ParseHello returns what the metadata of a hello says (the zero Hello
+// when it says nothing or is malformed).
+func ParseHello(meta []byte) Hello {
+	var h Hello
 	_ = ParseMeta(meta, func(k, v []byte) error {
-		if string(k) != MetaFeatures {
-			return nil
-		}
-		for f := range strings.SplitSeq(string(v), ",") {
-			switch strings.TrimSpace(f) {
-			case FeatureS2:
-				s2 = true
-			case FeatureChunks:
-				chunks = true
+		switch string(k) {
+		case MetaFeatures:
+			for f := range strings.SplitSeq(string(v), ",") {
+				switch strings.TrimSpace(f) {
+				case FeatureS2:
+					h.S2 = true
+				case FeatureChunks:
+					h.Chunks = true
+				}
+			}
+		case MetaConnCalls:
+			if n, err := strconv.ParseInt(string(v), 10, 32); err == nil && n > 0 {
+				h.ConnCalls = int(n)
 			}
 		}
 		return nil
 	})
-	return s2, chunks
+	return h
 }
 
 // WriteHello queues a hello frame built by AppendHello the way WriteControl
