@@ -425,7 +425,7 @@ func TestPoolPackDepthServerLimit(t *testing.T) {
 		poll(t, defaultTestTimeout, fmt.Sprintf("connection %d", n+1), func() bool { return len(conns()) == n+1 })
 	}
 	// Two calls on each of the 4: at the server's limit, another
-	// connection, where packDepth would have packed up to 16.
+	// connection, where packDepth would have packed up to 64.
 	for _, cc := range conns() {
 		cc.load.Store(2)
 	}

@@ -265,7 +265,7 @@ func WithBalancer(b lb.Balancer) ClientOption {
 // WithPoolSize sets how many multiplexed connections a client keeps per
 // server address at most (default 4). They are dialled lazily as load
 // grows: calls spread over the first 4, and each further connection is
-// used only once 16 more calls are pending (or fewer, down to the
+// used only once 64 more calls are pending (or fewer, down to the
 // server's per-connection limit of WithMaxCalls, which its hello
 // announces), so that calls share system calls instead of paying for them
 // one or two to a connection.
