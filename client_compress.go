@@ -146,8 +146,6 @@ func (cc *clientConn) pong(h *wire.Header) error {
 	if hello.Chunks {
 		cc.peerChunks.Store(true)
 	}
-	if hello.ConnCalls > 0 {
-		cc.pool.connCalls.Store(int32(hello.ConnCalls))
-	}
+	cc.pool.connCalls.Store(int32(hello.ConnCalls)) // 0: the server gave none
 	return nil
 }

@@ -63,8 +63,8 @@ type connPool struct {
 var errSuspect = errors.New("a connection broke abruptly; the address is avoided until it answers a ping")
 
 // ready returns a usable connection without waiting (see leastBusy), or
-// nil. When every one is busy it dials another in the background, up to
-// the pool size.
+// nil. When the calls in flight need another connection it dials one in
+// the background, up to the pool size.
 func (p *connPool) ready() *clientConn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -133,8 +133,9 @@ func (p *connPool) getConn(ctx context.Context, canSkip bool) (*clientConn, erro
 // How calls share a pool's connections: the least busy of the first
 // spreadConns connections (in dial order) takes a call, as in a pool of
 // that size; a further connection is used only for every packDepth calls
-// pending (fewer if the server's limit of calls per connection is lower:
-// it reads no more from a connection at its limit).
+// in flight (a fifth once 256 are, a sixth at 320, …), or for fewer if the
+// server's limit of calls per connection is lower: it reads no more from a
+// connection at its limit.
 //
 // Calls that share a connection share its system calls: the client's
 // writer sends the requests queued while it writes in one write, the
@@ -177,9 +178,12 @@ func (p *connPool) leastBusy() *clientConn {
 	if !p.isBulk {
 		depth := int32(packDepth)
 		if n := p.connCalls.Load(); n > 0 && n < depth {
-			depth = n // the server reads no more from a connection at its limit
+			// The server reads no more from a connection at its limit:
+			// stay a quarter under it, so that the calls made while
+			// another connection is dialled still fit.
+			depth = max(n-n/4, 1)
 		}
-		want = max(spreadConns, int(pending/depth)+1)
+		want = max(spreadConns, int((pending+1)/depth)+1)
 	}
 	var best *clientConn
 	var bestLoad int32

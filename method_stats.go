@@ -20,8 +20,12 @@ type methodStats struct {
 	errors  atomic.Uint64 // calls answered with a status other than OK
 	latency latencyHistogram
 	// inlineAvg is a moving average (ns) of how long the method's handler
-	// took when it ran on its connection's reading goroutine; see quick.
+	// took when it ran on its connection's reading goroutine (and on
+	// workers while it was not quick); see quick.
 	inlineAvg atomic.Int64
+	// probes counts the lone calls of the method while it was not quick
+	// (probeInline).
+	probes atomic.Uint32
 }
 
 // record counts a call that started at start (a monoNow reading) and
@@ -40,13 +44,13 @@ func (s *methodStats) record(start time.Duration, status *wire.Status) {
 // (a moving average over its last eight or so runs on its connection's
 // reading goroutine) is quick, and its calls may run on the reading
 // goroutine while other requests wait behind them (server_inline.go); a
-// method that is not quick runs only on workers. Only inline runs count
-// while a method is quick (see ranOnWorker): a call on a worker of a busy
-// server mostly waits for a core, which says nothing of the handler; and
-// only the
-// handler (with its args' decoding) is timed, not the writing of its
-// response. An average, not the last run, so that a pause of the process
-// (a GC, a preemption) does not stop the batching for long.
+// method that is not quick runs on workers, but for a probe now and then
+// (probeInline). Only inline runs count while a method is quick (see
+// ranOnWorker): a call on a worker of a busy server mostly waits for a
+// core, which says nothing of the handler; and only the handler (with its
+// args' decoding) is timed, not the writing of its response. An average,
+// not the last run, so that a pause of the process (a GC, a preemption)
+// does not stop the batching for long.
 var batchQuick = 50 * time.Microsecond // tests change it
 
 // ranInline notes an inline run of the method whose handler (with the
@@ -71,8 +75,23 @@ func (s *methodStats) ranOnWorker(d time.Duration) {
 	}
 }
 
+// inlineProbeEvery: one in this many lone calls of a method that is not quick
+// runs inline anyway (probeInline).
+const inlineProbeEvery = 16
+
+// probeInline reports whether this lone call of a method that is not
+// quick runs inline anyway, to measure it there afresh: its runs on
+// workers may stay slow only because the server is busy (they count the
+// time their goroutine waited for a core), which would keep the method
+// off the reading goroutine for as long as the load lasts. The guard
+// still bounds what such a run costs the calls behind it.
+func (s *methodStats) probeInline() bool {
+	return s.probes.Add(1)%inlineProbeEvery == 0
+}
+
 // quick reports whether the method's handler has been quick when it ran
-// inline: every method is until one of its inline runs says otherwise.
+// (inline, or on workers while it was not quick): every method is until
+// one of its runs says otherwise.
 func (s *methodStats) quick() bool {
 	return s != nil && s.inlineAvg.Load() < int64(batchQuick)
 }

@@ -264,11 +264,11 @@ func WithBalancer(b lb.Balancer) ClientOption {
 
 // WithPoolSize sets how many multiplexed connections a client keeps per
 // server address at most (default 4). They are dialled lazily as load
-// grows: calls spread over the first 4, and each further connection is
-// used only once 64 more calls are pending (or fewer, down to the
-// server's per-connection limit of WithMaxCalls, which its hello
-// announces), so that calls share system calls instead of paying for them
-// one or two to a connection.
+// grows: calls spread over the first 4, and a further connection is used
+// only for every 64 calls in flight (a fifth once 256 are, a sixth at
+// 320, …; fewer if the server's per-connection limit of WithMaxCalls,
+// which its hello announces, is lower), so that calls share system calls
+// instead of paying for them one or two to a connection.
 func WithPoolSize(n int) ClientOption {
 	return clientOption(func(o *clientOptions) {
 		if n > 0 {

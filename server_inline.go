@@ -33,10 +33,10 @@ import (
 // Shutdown and connection loss) holds unchanged: only the goroutine that
 // runs the call differs.
 //
-// A method known to be slow (methodStats.quick) always runs on a worker,
-// so that the calls of other callers sharing the connection are read and
-// started meanwhile; its runs there keep its average current, so that it
-// comes back once it is quick again.
+// A method known to be slow (methodStats.quick) runs on a worker, so that
+// the calls of other callers sharing the connection are read and started
+// meanwhile; its runs there, and one lone call in 16 still run inline,
+// keep its average current, so that it comes back once it is quick again.
 //
 // With more requests buffered behind it (a busy connection), a call goes
 // to a worker, so that the calls run in parallel, unless that parallelism
@@ -87,15 +87,16 @@ func (c *serverConn) start(sc *serverCall, job servable) {
 }
 
 // lone reports whether sc, read with nothing buffered behind it, runs on
-// the reading goroutine: unless its method is known to be slow. A slow
-// call run there would keep the connection unread, so that the next call
-// of another caller sharing the connection (the pool packs them,
-// client_pool.go) waited for it, up to inlineBound; on a worker it costs
-// a goroutine wake-up, little next to its own time. A request for no
-// method is answered at once.
+// the reading goroutine: unless its method is known to be slow (but for
+// a probe now and then, methodStats.probeInline). A slow call run there
+// would keep the connection unread, so that the next call of another
+// caller sharing the connection (the pool packs them, client_pool.go)
+// waited for it, up to inlineBound; on a worker it costs a goroutine
+// wake-up, little next to its own time. A request for no method is
+// answered at once.
 func (c *serverConn) lone(sc *serverCall) bool {
 	st := sc.stats()
-	return st == nil || st.quick()
+	return st == nil || st.quick() || st.probeInline()
 }
 
 // lookup sets sc.m, the call's method, if there is one, once: invoke then

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -197,6 +198,31 @@ func TestInlineSlowMethodRunsOnWorker(t *testing.T) {
 		}
 	}
 	t.Fatal("a method that became quick never ran inline again in 21 calls")
+}
+
+// TestInlineSlowMethodProbed: one lone call in 16 of a method that is not
+// quick still runs inline, so that the method is measured where it would
+// run if quick (its runs on workers may be slow only because the server
+// is busy).
+func TestInlineSlowMethodProbed(t *testing.T) {
+	cli, _, _ := newInlinePair(t)
+	setBatchQuick(t, 5*time.Millisecond)
+	var inline bool
+	if err := cli.Call("Inline.Varying", 100*time.Millisecond, &inline); err != nil || !inline {
+		t.Fatalf("Call(Inline.Varying 100ms) = %v, inline %v; want nil, true (not yet known slow)", err, inline)
+	}
+	var ran []int
+	for i := 1; i <= 2*inlineProbeEvery; i++ {
+		if err := cli.Call("Inline.Varying", 10*time.Millisecond, &inline); err != nil { // slow: it stays so
+			t.Fatal(err)
+		}
+		if inline {
+			ran = append(ran, i)
+		}
+	}
+	if want := []int{inlineProbeEvery, 2 * inlineProbeEvery}; !slices.Equal(ran, want) {
+		t.Errorf("lone calls of a slow method that ran inline: %v, want %v", ran, want)
+	}
 }
 
 func TestInlineShutdownWaitsForHandler(t *testing.T) {

@@ -142,8 +142,9 @@ func (w *Writer) YieldWhen(others func() bool) { w.others = others }
 var yield = runtime.Gosched
 
 // NewConnWriter returns a Writer over a connection. A write that cannot
-// finish within timeout (at least half of it) closes nc, as does any
-// failed write, so that its reader sees the end at once.
+// finish within timeout (at least 7/8 of it, the whole for a large one)
+// closes nc, as does any failed write, so that its reader sees the end at
+// once.
 func NewConnWriter(nc interface {
 	io.WriteCloser
 	deadliner
@@ -379,11 +380,14 @@ func (w *Writer) background(rest []byte, done chan struct{}) {
 // Writer's timeout.
 //
 // Moving a connection's write deadline takes a lock and moves a runtime
-// timer, on every write. So when only the timeout bounds a write, the
-// deadline armed for an earlier write stands if it is still at least half
-// the timeout away: such a write gets between half the timeout and the
-// whole of it, never more. Only the goroutine flushing writes (see
-// flushing), so armed needs no lock.
+// timer, on every write. So when only the timeout bounds a small write,
+// the deadline armed for an earlier write stands if it is still at least
+// seven eighths of the timeout away: such a write gets between 7/8 of the
+// timeout and the whole of it, and a busy connection moves its deadline
+// once per eighth of the timeout instead of once per write. A large write
+// (directWrite and up), which may well take long, always gets the whole
+// timeout. Only the goroutine flushing writes (see flushing), so armed
+// needs no lock.
 func (w *Writer) write(deadline time.Time, data []byte) (int, error) {
 	if w.dl == nil {
 		return w.w.Write(data)
@@ -391,7 +395,7 @@ func (w *Writer) write(deadline time.Time, data []byte) (int, error) {
 	now := time.Now()
 	limit := now.Add(w.timeout)
 	if deadline.IsZero() || limit.Before(deadline) {
-		if w.armed.IsZero() || w.armed.After(limit) || w.armed.Sub(now) < w.timeout/2 {
+		if len(data) >= directWrite || w.armed.IsZero() || w.armed.After(limit) || w.armed.Sub(now) < w.timeout-w.timeout/8 {
 			if err := w.dl.SetWriteDeadline(limit); err != nil {
 				return 0, err
 			}

@@ -352,11 +352,12 @@ func (c *deadlineConn) count() int {
 	return len(c.deadlines)
 }
 
-// TestWriterDeadlineArmedOnce: writes bounded only by the Writer's timeout
-// keep the deadline armed by an earlier one while it is at least half the
-// timeout away (moving it costs a lock and a timer per write); a write
-// with an earlier deadline of its own sets it, and a write after that
-// arms the timeout again. A stalled write still ends within the timeout.
+// TestWriterDeadlineArmedOnce: small writes bounded only by the Writer's
+// timeout keep the deadline armed by an earlier one while it is at least
+// 7/8 of the timeout away (moving it costs a lock and a timer per write);
+// a large write, or one with an earlier deadline of its own, sets it, and
+// a write after that arms the timeout again. A stalled write still ends
+// within 7/8 of the timeout to the whole of it.
 func TestWriterDeadlineArmedOnce(t *testing.T) {
 	nc := &deadlineConn{}
 	const timeout = 400 * time.Millisecond
@@ -383,10 +384,16 @@ func TestWriterDeadlineArmedOnce(t *testing.T) {
 	if len(got) != 3 || !got[1].Equal(early) || got[2].Sub(got[1]) < timeout/2 {
 		t.Errorf("deadlines after a write with its own = %v, want the first, %v, then about now+%v", got, early, timeout)
 	}
+	if err := w.Write(context.Background(), make([]byte, directWrite), true); err != nil {
+		t.Fatal(err)
+	}
+	if n := nc.count(); n != 4 {
+		t.Errorf("a large write set the deadline %d times in all, want 4 (it always gets the whole timeout)", n)
+	}
 
-	// Past half the timeout the deadline is armed again before a write, so
-	// a write that stalls is bounded by at most the timeout.
-	time.Sleep(timeout/2 + 50*time.Millisecond)
+	// Past an eighth of the timeout the deadline is armed again before a
+	// write, so a write that stalls gets at least 7/8 of the timeout.
+	time.Sleep(timeout/8 + 50*time.Millisecond)
 	nc.mu.Lock()
 	nc.stall = true
 	nc.mu.Unlock()
@@ -394,7 +401,7 @@ func TestWriterDeadlineArmedOnce(t *testing.T) {
 	if err := w.Write(context.Background(), frame, true); err == nil {
 		t.Fatal("stalled write returned no error")
 	}
-	if el := time.Since(start); el < timeout/2 || el > timeout+200*time.Millisecond {
-		t.Errorf("stalled write ended after %v, want between %v and %v", el, timeout/2, timeout)
+	if el := time.Since(start); el < timeout-timeout/8 || el > timeout+200*time.Millisecond {
+		t.Errorf("stalled write ended after %v, want between %v and %v", el, timeout-timeout/8, timeout)
 	}
 }
