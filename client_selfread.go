@@ -77,10 +77,13 @@ const (
 )
 
 // selfReadIdle is how often a reader that lent its role looks whether
-// callers still use it (tests change it).
+// callers still use it (tests change it). Each look is a timer that wakes
+// a sleeping thread while a lone caller calls on: at 2 ms, a lone
+// caller's calls took 2.5 µs longer at the median (6 alternated rounds of
+// the harness, p50 43.5 against 41.0 µs) than at 10 ms.
 var selfReadIdle atomic.Int64
 
-func init() { selfReadIdle.Store(int64(2 * time.Millisecond)) }
+func init() { selfReadIdle.Store(int64(10 * time.Millisecond)) }
 
 // selfRead is a connection's read role (see the top of this file).
 type selfRead struct {

@@ -302,8 +302,22 @@ func TestBatchReleasedBeforeSlowLast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The last call runs on a worker (its method is not quick), and the
+	// write of its response may still be finishing when the test has read
+	// it; a batch that starts meanwhile cannot hold the writer.
+	writerIdle := func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		for c := range srv.conns {
+			if !c.w.Idle() {
+				return false
+			}
+		}
+		return true
+	}
 	held := 0
 	for round := range 5 {
+		poll(t, defaultTestTimeout, "the connection's writer to be idle", writerIdle)
 		late.stats.inlineAvg.Store(int64(time.Second)) // not quick
 		seq := uint64(round * 3)
 		req := append(spinReq(t, seq+1, 0), spinReq(t, seq+2, 0)...)

@@ -361,6 +361,17 @@ func (sc *serverCall) stats() *methodStats {
 	return sc.m.stats
 }
 
+// ran notes in its method's stats how long the call's handler took, where
+// it ran. It runs before the response is written: a caller that has its
+// response and calls again must find the method's average updated.
+func (sc *serverCall) ran() {
+	if sc.onWorker {
+		sc.stats().ranOnWorker(sc.took)
+	} else {
+		sc.stats().ranInline(sc.took)
+	}
+}
+
 // serve runs the call on a worker goroutine.
 func (sc *serverCall) serve() {
 	c := sc.conn
@@ -368,9 +379,7 @@ func (sc *serverCall) serve() {
 	start := monoNow()
 	status, rv, name, err := c.invoke(&sc.ctx, sc.m, sc.codecID, sc.method, sc.body, sc.bp)
 	sc.took = monoNow() - start
-	if sc.onWorker {
-		sc.stats().ranOnWorker(sc.took)
-	}
+	sc.ran()
 	var reply any
 	if status == wire.StatusOK {
 		reply = rv.Interface()

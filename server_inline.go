@@ -83,6 +83,11 @@ func (c *serverConn) start(sc *serverCall, job servable) {
 		return
 	}
 	sc.onWorker = true
+	if c.holding && !c.nextWhole() {
+		// The batch ends with this call, on a worker: what is held goes
+		// now rather than join its response.
+		c.releaseHold()
+	}
 	c.srv.workers.run(job)
 }
 
@@ -174,7 +179,6 @@ func (c *serverConn) readLoop() {
 		c.inlineSince.Store(since)
 		c.srv.guard.add(c.srv, c)
 		job.serve()
-		st.ranInline(sc.took)
 		if !c.inlineSince.CompareAndSwap(since, 0) {
 			return // the guard handed the reading to a worker meanwhile
 		}

@@ -145,9 +145,7 @@ func (ic *interceptedCall) serve() {
 	start := monoNow()
 	status, reply, name, err := c.intercept(ic)
 	ic.took = monoNow() - start
-	if ic.onWorker {
-		ic.stats().ranOnWorker(ic.took)
-	}
+	ic.serverCall.ran()
 	c.freeSlot(&ic.serverCall)
 	c.respond(&ic.serverCall, status, reply, name, err)
 	c.srv.limiter.done(&ic.lim)
