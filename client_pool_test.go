@@ -336,11 +336,12 @@ func TestPoolGrowsOnlyWhenBusy(t *testing.T) {
 	}
 }
 
-// TestPoolPacksBeyondSpread: a pool larger than spreadConns spreads calls
-// over its first spreadConns connections, and uses one more only for every
-// packDepth calls pending beyond that, so that calls share system calls.
-func TestPoolPacksBeyondSpread(t *testing.T) {
-	p, d, _ := newFakePool(t, WithPoolSize(8))
+// growToSpread dials p's first connection, then loads every connection
+// with a call until the pool has spreadConns of them: up to spreadConns, a
+// connection is dialled whenever all are busy. It returns a function that
+// lists p's connections.
+func growToSpread(t *testing.T, p *connPool) func() []*clientConn {
+	t.Helper()
 	conns := func() []*clientConn {
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -349,7 +350,6 @@ func TestPoolPacksBeyondSpread(t *testing.T) {
 	if _, err := p.get(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	// Up to spreadConns, a connection is dialled whenever all are busy.
 	for n := 1; n < spreadConns; n++ {
 		for _, cc := range conns() {
 			cc.load.Store(1)
@@ -357,6 +357,15 @@ func TestPoolPacksBeyondSpread(t *testing.T) {
 		p.ready()
 		poll(t, defaultTestTimeout, fmt.Sprintf("connection %d", n+1), func() bool { return len(conns()) == n+1 })
 	}
+	return conns
+}
+
+// TestPoolPacksBeyondSpread: a pool larger than spreadConns spreads calls
+// over its first spreadConns connections, and uses one more only for every
+// packDepth calls pending beyond that, so that calls share system calls.
+func TestPoolPacksBeyondSpread(t *testing.T) {
+	p, d, _ := newFakePool(t, WithPoolSize(8))
+	conns := growToSpread(t, p)
 	// spreadConns connections carrying fewer than packDepth calls each:
 	// no dial, the least busy of them.
 	cs := conns()
@@ -409,21 +418,7 @@ func TestPoolPackDepthServerLimit(t *testing.T) {
 
 	p, _, _ := newFakePool(t, WithPoolSize(8))
 	p.connCalls.Store(2)
-	conns := func() []*clientConn {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return slices.Clone(p.conns)
-	}
-	if _, err := p.get(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	for n := 1; n < spreadConns; n++ {
-		for _, cc := range conns() {
-			cc.load.Store(1)
-		}
-		p.ready()
-		poll(t, defaultTestTimeout, fmt.Sprintf("connection %d", n+1), func() bool { return len(conns()) == n+1 })
-	}
+	conns := growToSpread(t, p)
 	// Two calls on each of the 4: at the server's limit, another
 	// connection, where packDepth would have packed up to 64.
 	for _, cc := range conns() {
