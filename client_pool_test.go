@@ -426,6 +426,27 @@ func TestPoolPackDepthServerLimit(t *testing.T) {
 	}
 	p.ready()
 	poll(t, defaultTestTimeout, "connection 5", func() bool { return len(conns()) == spreadConns+1 })
+
+	// A limit of 8: the pool packs a quarter under it, 6, so that the calls
+	// made while the next connection is dialled still fit.
+	p, _, _ = newFakePool(t, WithPoolSize(8))
+	p.connCalls.Store(8)
+	conns = growToSpread(t, p)
+	for _, cc := range conns() {
+		cc.load.Store(5)
+	}
+	p.ready()
+	p.mu.Lock()
+	dialing := p.dialDone != nil
+	p.mu.Unlock()
+	if dialing {
+		t.Fatal("a dial started with 5 calls on each of 4 connections under a limit of 8")
+	}
+	for _, cc := range conns() {
+		cc.load.Store(6)
+	}
+	p.ready()
+	poll(t, defaultTestTimeout, "a fifth connection at 6 calls each under a limit of 8", func() bool { return len(conns()) == spreadConns+1 })
 }
 
 // TestPoolSuspectSiblings: a connection that breaks abruptly makes its

@@ -271,21 +271,16 @@ func (c *serverConn) serveCodec(nr *netrpcConn) {
 		c.running.Add(1)
 		c.handlers.Add(1)
 		go func() {
-			freed := false
 			defer func() {
-				if !freed {
-					c.srv.running.Add(-1)
-				}
 				c.running.Add(-1)
 				<-c.sem
 				c.handlers.Done()
 			}()
-			reply, msg := c.srv.invokeCodec(ctx, req, m, argp, replyp, c.nc.RemoteAddr())
+			reply, msg := c.srv.invokeCodec(ctx, req, m, argp, replyp, c.nc.RemoteAddr()) // recovers a handler's panic
 			// The call leaves the server-wide cap before its response is
 			// written, as native calls do (freeSlot): a caller that has its
 			// reply and calls again at once must find the place free.
 			c.srv.running.Add(-1)
-			freed = true
 			if err := nr.respond(req, reply, msg); err != nil {
 				c.writeFailed(err)
 			}

@@ -104,8 +104,8 @@ func (c *serverConn) lone(sc *serverCall) bool {
 	return st == nil || st.quick() || st.probeInline()
 }
 
-// lookup sets sc.m, the call's method, if there is one, once: invoke then
-// does not look it up again.
+// lookup sets sc.m, the call's method, if there is one, once (start):
+// invoke then does not look it up again.
 func (c *serverConn) lookup(sc *serverCall) {
 	if sc.m == nil {
 		sc.m, _ = c.srv.lookup(sc.method)
@@ -116,11 +116,7 @@ func (c *serverConn) lookup(sc *serverCall) {
 // runs on the reading goroutine: every core already runs a call and its
 // method is quick.
 func (c *serverConn) inBatch(sc *serverCall) bool {
-	if c.srv.running.Load() < c.procs {
-		return false
-	}
-	c.lookup(sc)
-	return sc.stats().quick()
+	return c.srv.running.Load() >= c.procs && sc.stats().quick()
 }
 
 // nextWhole reports whether a whole frame waits in the read buffer, so

@@ -395,7 +395,7 @@ func (w *Writer) write(deadline time.Time, data []byte) (int, error) {
 	now := time.Now()
 	limit := now.Add(w.timeout)
 	if deadline.IsZero() || limit.Before(deadline) {
-		if len(data) >= directWrite || w.armed.IsZero() || w.armed.After(limit) || w.armed.Sub(now) < w.timeout-w.timeout/8 {
+		if len(data) >= directWrite || w.armed.IsZero() || w.armed.Sub(now) < w.timeout-w.timeout/8 {
 			if err := w.dl.SetWriteDeadline(limit); err != nil {
 				return 0, err
 			}
