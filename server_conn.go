@@ -339,18 +339,19 @@ type serverCall struct {
 	track   bool
 	// slotFreed is set once the call left the server-wide cap (freeSlot).
 	slotFreed bool
-	method    []byte
-	body      []byte
-	bp        *frameBuf
-	ctx       callContext
-	lim       limitTicket
+	// onWorker is set when the call runs on a worker, not on the
+	// goroutine that read it. (The flags sit together: apart, their
+	// padding took the struct, allocated per call, to the next size class.)
+	onWorker bool
+	method   []byte
+	body     []byte
+	bp       *frameBuf
+	ctx      callContext
+	lim      limitTicket
 	// m is the method, once looked up (nil before, or if there is none).
 	m *methodType
 	// took is how long decoding the args and running the handler took.
 	took time.Duration
-	// onWorker is set when the call runs on a worker, not on the
-	// goroutine that read it.
-	onWorker bool
 }
 
 // stats returns the stats of the call's method, nil if not looked up.
@@ -361,14 +362,17 @@ func (sc *serverCall) stats() *methodStats {
 	return sc.m.stats
 }
 
-// ran notes in its method's stats how long the call's handler took, where
-// it ran. It runs before the response is written: a caller that has its
-// response and calls again must find the method's average updated.
-func (sc *serverCall) ran() {
+// ran counts the call, which ended with status, in its method's stats,
+// with how long its handler took and where it ran. It runs before the
+// response is written: a caller that has its response and calls again
+// must find the method's average updated.
+func (sc *serverCall) ran(status wire.Status) {
+	st := sc.stats()
+	st.record(sc.took, status)
 	if sc.onWorker {
-		sc.stats().ranOnWorker(sc.took)
+		st.ranOnWorker(sc.took)
 	} else {
-		sc.stats().ranInline(sc.took)
+		st.ranInline(sc.took)
 	}
 }
 
@@ -379,7 +383,7 @@ func (sc *serverCall) serve() {
 	start := monoNow()
 	status, rv, name, err := c.invoke(&sc.ctx, sc.m, sc.codecID, sc.method, sc.body, sc.bp)
 	sc.took = monoNow() - start
-	sc.ran()
+	sc.ran(status)
 	var reply any
 	if status == wire.StatusOK {
 		reply = rv.Interface()
@@ -500,7 +504,6 @@ func (c *serverConn) invoke(ctx *callContext, m *methodType, codecID byte, metho
 		bp.release()
 		return status, reply, name, err
 	}
-	defer m.stats.record(monoNow(), &status)
 	name = m.fullName
 	argp, replyp := m.newValues()
 	err = cd.Unmarshal(body, argp.Interface())

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/seedrpc/rpc/internal/wire"
 	"github.com/vmihailenco/msgpack/v5"
@@ -310,5 +311,17 @@ func TestLargePayload(t *testing.T) {
 		if !bytes.Equal(in, out) {
 			t.Fatalf("Call(Calc.Echo, %d bytes) returned %d bytes, not the same", size, len(out))
 		}
+	}
+}
+
+// TestServerCallSize guards the size of the call state allocated for every
+// request: 240 bytes is its allocation size class on 64-bit platforms, and
+// a field that took it past would cost every call 16 bytes more garbage.
+func TestServerCallSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sizes are checked on 64-bit platforms")
+	}
+	if got := unsafe.Sizeof(serverCall{}); got > 240 {
+		t.Errorf("serverCall is %d bytes, want at most 240 (its size class)", got)
 	}
 }

@@ -145,7 +145,7 @@ func (ic *interceptedCall) serve() {
 	start := monoNow()
 	status, reply, name, err := c.intercept(ic)
 	ic.took = monoNow() - start
-	ic.serverCall.ran()
+	ic.serverCall.ran(status)
 	c.freeSlot(&ic.serverCall)
 	c.respond(&ic.serverCall, status, reply, name, err)
 	c.srv.limiter.done(&ic.lim)
@@ -165,7 +165,6 @@ func (c *serverConn) intercept(ic *interceptedCall) (status wire.Status, reply a
 		return status, nil, "", err
 	}
 	ic.m, ic.codec, name = m, cd, m.fullName
-	defer m.stats.record(monoNow(), &status)
 	ic.req = Request{
 		ServiceMethod: m.fullName,
 		Seq:           ic.seq,

@@ -49,11 +49,11 @@ func cpuModel() string {
 	return "unknown CPU"
 }
 
-const rowFormat = "%-15s %7s %10s %9s %9s %9s %11s %9s %9s %15s %14s %17s %13s\n"
+const rowFormat = "%-15s %7s %10s %9s %9s %9s %11s %9s %9s %15s %14s %17s %13s %13s\n"
 
 func printHeader(w io.Writer) {
 	fmt.Fprintf(w, rowFormat, "system", "callers", "calls/s", "p50 µs", "p99 µs", "p99.9 µs",
-		"allocs/call", "B/call", "CPU µs", "allocs cli+srv", "g-wake cli+srv", "r/w cli, srv", "ctxsw cli+srv")
+		"allocs/call", "B/call", "CPU µs", "allocs cli+srv", "g-wake cli+srv", "r/w cli, srv", "ctxsw cli+srv", "GC/10k cli+srv")
 }
 
 func printRow(w io.Writer, r result) {
@@ -65,7 +65,8 @@ func printRow(w io.Writer, r result) {
 		fmt.Sprintf("%.1f+%.1f", r.ClientAllocsPerCall, r.ServerAllocsPerCall),
 		fmt.Sprintf("%.2f+%.2f", r.ClientWakeupsPerCall, r.ServerWakeupsPerCall),
 		fmt.Sprintf("%.2f/%.2f, %.2f/%.2f", r.ClientReadsPerCall, r.ClientWritesPerCall, r.ServerReadsPerCall, r.ServerWritesPerCall),
-		fmt.Sprintf("%.2f+%.2f", r.ClientCtxSwPerCall, r.ServerCtxSwPerCall))
+		fmt.Sprintf("%.2f+%.2f", r.ClientCtxSwPerCall, r.ServerCtxSwPerCall),
+		fmt.Sprintf("%.1f+%.1f", r.ClientGCsPer10k, r.ServerGCsPer10k))
 }
 
 func printLegend(w io.Writer, opts options) {
@@ -73,7 +74,8 @@ func printLegend(w io.Writer, opts options) {
 	fmt.Fprintln(w, "allocs, bytes and CPU are per call, client and server processes together;")
 	fmt.Fprintln(w, "latency is per call as seen by the caller (includes queueing behind other callers);")
 	fmt.Fprintln(w, "g-wake counts goroutines run again after they parked or yielded (the runtime samples 1 in 8), r/w read and")
-	fmt.Fprintln(w, "write system calls, ctxsw the operating system's context switches of the threads, per call and process.")
+	fmt.Fprintln(w, "write system calls, ctxsw the operating system's context switches of the threads, per call and process;")
+	fmt.Fprintln(w, "GC/10k counts each process's garbage collections per 10,000 calls.")
 	for _, s := range opts.systems {
 		d := s.describe
 		if opts.rawCodec && (s.name == "rawtcp" || s.name == "rawmux") {

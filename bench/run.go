@@ -29,6 +29,8 @@ type result struct {
 	ServerAllocsPerCall float64 `json:"server_allocs_per_call"`
 	ClientCPUusPerCall  float64 `json:"client_cpu_us_per_call"`
 	ServerCPUusPerCall  float64 `json:"server_cpu_us_per_call"`
+	ClientBytesPerCall  float64 `json:"client_bytes_per_call"`
+	ServerBytesPerCall  float64 `json:"server_bytes_per_call"`
 
 	// Goroutine wake-ups and read/write system calls per call, per process
 	// (see usage): what a call costs in hand-offs, next to its CPU.
@@ -40,6 +42,9 @@ type result struct {
 	ServerWritesPerCall  float64 `json:"server_writes_per_call"`
 	ClientCtxSwPerCall   float64 `json:"client_ctxsw_per_call"`
 	ServerCtxSwPerCall   float64 `json:"server_ctxsw_per_call"`
+	// Garbage collections per 10,000 calls, per process (see usage.gcs).
+	ClientGCsPer10k float64 `json:"client_gcs_per_10k_calls"`
+	ServerGCsPer10k float64 `json:"server_gcs_per_10k_calls"`
 }
 
 // runConfig is the part of the flags a measurement needs.
@@ -254,6 +259,8 @@ func measure(ctx context.Context, sys system, ch *child, phase *atomic.Int32, st
 		ServerAllocsPerCall: float64(sd.mallocs) / n,
 		ClientCPUusPerCall:  us(cd.cpu) / n,
 		ServerCPUusPerCall:  us(sd.cpu) / n,
+		ClientBytesPerCall:  float64(cd.bytes) / n,
+		ServerBytesPerCall:  float64(sd.bytes) / n,
 
 		ClientWakeupsPerCall: float64(cd.wakeups) / n,
 		ServerWakeupsPerCall: float64(sd.wakeups) / n,
@@ -263,6 +270,8 @@ func measure(ctx context.Context, sys system, ch *child, phase *atomic.Int32, st
 		ServerWritesPerCall:  float64(sd.syscw) / n,
 		ClientCtxSwPerCall:   float64(cd.ctxsw) / n,
 		ServerCtxSwPerCall:   float64(sd.ctxsw) / n,
+		ClientGCsPer10k:      1e4 * float64(cd.gcs) / n,
+		ServerGCsPer10k:      1e4 * float64(sd.gcs) / n,
 	}
 	tot := cd.add(sd)
 	res.AllocsPerCall = float64(tot.mallocs) / n

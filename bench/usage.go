@@ -31,6 +31,11 @@ type usage struct {
 	// process's threads, voluntary (a thread slept: futex, epoll) and not
 	// (/proc/self/task/*/status; 0 where it does not exist).
 	ctxsw uint64
+	// gcs counts completed garbage collections (runtime.MemStats.NumGC):
+	// on a busy server each costs far more than its share of marking
+	// (waking threads, returning and refaulting memory), so how often it
+	// runs per call is worth watching beside the bytes allocated.
+	gcs uint64
 }
 
 // schedLatencies is the runtime metric whose sample count gives
@@ -50,7 +55,7 @@ func readUsage() (usage, error) {
 		return usage{}, fmt.Errorf("bench: getrusage: %w", err)
 	}
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	u := usage{mallocs: ms.Mallocs, bytes: ms.TotalAlloc, cpu: cpu}
+	u := usage{mallocs: ms.Mallocs, bytes: ms.TotalAlloc, cpu: cpu, gcs: uint64(ms.NumGC)}
 	sample := []metrics.Sample{{Name: schedLatencies}}
 	metrics.Read(sample)
 	if sample[0].Value.Kind() == metrics.KindFloat64Histogram {
@@ -112,7 +117,7 @@ func (u usage) sub(o usage) usage {
 	return usage{
 		mallocs: u.mallocs - o.mallocs, bytes: u.bytes - o.bytes, cpu: u.cpu - o.cpu,
 		wakeups: u.wakeups - o.wakeups, syscr: u.syscr - o.syscr, syscw: u.syscw - o.syscw,
-		ctxsw: u.ctxsw - o.ctxsw,
+		ctxsw: u.ctxsw - o.ctxsw, gcs: u.gcs - o.gcs,
 	}
 }
 
@@ -121,21 +126,21 @@ func (u usage) add(o usage) usage {
 	return usage{
 		mallocs: u.mallocs + o.mallocs, bytes: u.bytes + o.bytes, cpu: u.cpu + o.cpu,
 		wakeups: u.wakeups + o.wakeups, syscr: u.syscr + o.syscr, syscw: u.syscw + o.syscw,
-		ctxsw: u.ctxsw + o.ctxsw,
+		ctxsw: u.ctxsw + o.ctxsw, gcs: u.gcs + o.gcs,
 	}
 }
 
 // String is the line form of the control protocol:
-// "mallocs bytes cpu_ns wakeups syscr syscw ctxsw".
+// "mallocs bytes cpu_ns wakeups syscr syscw ctxsw gcs".
 func (u usage) String() string {
-	return fmt.Sprintf("%d %d %d %d %d %d %d", u.mallocs, u.bytes, u.cpu.Nanoseconds(), u.wakeups, u.syscr, u.syscw, u.ctxsw)
+	return fmt.Sprintf("%d %d %d %d %d %d %d %d", u.mallocs, u.bytes, u.cpu.Nanoseconds(), u.wakeups, u.syscr, u.syscw, u.ctxsw, u.gcs)
 }
 
 // parseUsage parses the String form.
 func parseUsage(s string) (usage, error) {
 	var u usage
 	var cpu int64
-	if _, err := fmt.Sscanf(s, "%d %d %d %d %d %d %d", &u.mallocs, &u.bytes, &cpu, &u.wakeups, &u.syscr, &u.syscw, &u.ctxsw); err != nil {
+	if _, err := fmt.Sscanf(s, "%d %d %d %d %d %d %d %d", &u.mallocs, &u.bytes, &cpu, &u.wakeups, &u.syscr, &u.syscw, &u.ctxsw, &u.gcs); err != nil {
 		return usage{}, fmt.Errorf("bench: bad usage line %q: %w", s, err)
 	}
 	u.cpu = time.Duration(cpu)
