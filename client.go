@@ -194,6 +194,13 @@ func (c *Client) callSync(ctx context.Context, call *Call) error {
 // doneChanPool recycles the Done channels of synchronous calls.
 var doneChanPool = sync.Pool{New: func() any { return make(chan *Call, 1) }}
 
+// writeTimeout is the error of a call whose deadline passed while its
+// frame waited to be written to addr: it matches ErrTimeout, as the call's
+// timer would have ended it.
+func writeTimeout(method, addr string, err error) error {
+	return callError(method, addr, fmt.Errorf("%w (%w)", ErrTimeout, err))
+}
+
 // ctxError wraps a context's error; a deadline matches ErrTimeout too.
 func ctxError(call *Call, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -467,6 +474,9 @@ func (c *Client) writeOneway(ctx context.Context, st *callState, a *attempt, cc 
 		if ctx.Err() != nil {
 			return notRetryable{ctxError(st.call, ctx.Err())}
 		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return notRetryable{writeTimeout(method, a.addr, err)}
+		}
 		// The connection failed: if the kernel took the frame whole (a
 		// later frame of the batch failed), it is written; else send it
 		// elsewhere.
@@ -524,6 +534,12 @@ func (c *Client) writeRequest(ctx context.Context, st *callState, a *attempt, cc
 	if err != nil && !errors.Is(err, wire.ErrWriteContinues) && cc.unregister(seq) {
 		// (ErrWriteContinues: the request will reach the server, so the
 		// attempt stays pending and the call's timer ends it.)
+		if errors.Is(err, context.DeadlineExceeded) && !cc.settled(end) {
+			// The call's time ran out while its frame waited behind
+			// others on a stalled connection: no time is left to send it
+			// elsewhere. (The call's own timer may not have fired yet.)
+			return notRetryable{writeTimeout(st.call.ServiceMethod, a.addr, err)}
+		}
 		if !cc.settled(end) {
 			return callError(st.call.ServiceMethod, a.addr, err) // never left: try elsewhere
 		}
