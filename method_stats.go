@@ -51,15 +51,28 @@ func (s *methodStats) record(d time.Duration, status wire.Status) {
 // ranOnWorker): a call on a worker of a busy server mostly waits for a
 // core, which says nothing of the handler; and only the handler (with its
 // args' decoding) is timed, not the writing of its response. An average,
-// not the last run, so that a pause of the process (a GC, a preemption)
-// does not stop the batching for long.
+// not the last run, in which a run counts as at most slowRunCap: see there.
 var batchQuick = 50 * time.Microsecond // tests change it
+
+// slowRunCap is the most a run counts as in a method's average, in
+// batchQuicks: a quick method's one slow run cannot make it slow, three in
+// a row do. Such a lone run is most often a pause of the process or its
+// thread (a GC, a preemption, the VM taking the core away), not a slow
+// handler. Counted in full, every one of them sent all the requests
+// buffered behind it to workers until runs there brought the average
+// down: bursts of hundreds of worker goroutines at 256 callers, which
+// stayed alive, each a stack every garbage collection scanned, and took
+// a fifth of the server's CPU (docs/BENCHMARKS.md, issue 15). A handler
+// that is really slow costs the calls behind it up to three inline runs,
+// each bounded by the inline guard, before its calls go to workers.
+const slowRunCap = 4
 
 // ranInline notes an inline run of the method whose handler (with the
 // decoding of its args) took d. Concurrent runs may lose an update: it is
 // an estimate.
 func (s *methodStats) ranInline(d time.Duration) {
 	if s != nil {
+		d = min(d, slowRunCap*batchQuick)
 		old := s.inlineAvg.Load()
 		s.inlineAvg.Store(old - old/8 + int64(d)/8)
 	}

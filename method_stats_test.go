@@ -86,3 +86,32 @@ func BenchmarkMethodStats(b *testing.B) {
 		}
 	})
 }
+
+// TestOneSlowRunKeepsMethodQuick: a quick method's single slow run (a
+// pause, most often) leaves it quick; three slow runs in a row make it
+// slow, and quick runs on workers bring it back.
+func TestOneSlowRunKeepsMethodQuick(t *testing.T) {
+	var s methodStats
+	for range 20 {
+		s.ranInline(batchQuick / 10)
+	}
+	s.ranInline(time.Second)
+	if !s.quick() {
+		t.Fatalf("one run of 1s made the method slow (average %v): it counts as at most %v", time.Duration(s.inlineAvg.Load()), slowRunCap*batchQuick)
+	}
+	s.ranInline(time.Second)
+	s.ranInline(time.Second)
+	if s.quick() {
+		t.Fatalf("three runs of 1s in a row left the method quick (average %v)", time.Duration(s.inlineAvg.Load()))
+	}
+	for i := range 10 {
+		s.ranOnWorker(0)
+		if s.quick() {
+			if i < 1 {
+				t.Errorf("quick again after %d quick run, want a few", i+1)
+			}
+			return
+		}
+	}
+	t.Fatalf("ten quick runs left the method slow (average %v)", time.Duration(s.inlineAvg.Load()))
+}

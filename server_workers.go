@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -16,26 +17,51 @@ const workerIdle = 250 * time.Millisecond
 // call, at the cost of a stack copy each time; a reused one keeps its
 // grown stack. Calls never wait for a worker: with none idle, a new
 // goroutine starts and joins the pool when it is done.
+//
+// The pool hands work to the worker that went idle last (a stack, not a
+// queue), so that it keeps about as many workers as calls run at once:
+// the workers at the bottom of the stack get nothing and exit. Handed out
+// in turn, as an unbuffered channel does, the jobs kept every worker a
+// burst ever started alive: 255 idle goroutines on a server of 256
+// callers whose handlers take microseconds, whose stacks every garbage
+// collection scanned (a third of its cost; docs/BENCHMARKS.md, issue 15).
 type workerPool struct {
-	work chan servable // unbuffered: a send succeeds only to an idle worker
 	quit chan struct{} // closed by stop
 	wg   sync.WaitGroup
 	once sync.Once
+
+	mu sync.Mutex
+	// idle holds the idle workers, the one idle longest first.
+	idle []*worker
+	// live counts the workers (for tests).
+	live int
+}
+
+// worker is an idle worker's mailbox: run sends it one job after taking
+// it off the idle stack.
+type worker struct {
+	job chan servable // buffered 1: a send never blocks
 }
 
 func (p *workerPool) init() {
-	p.work = make(chan servable)
 	p.quit = make(chan struct{})
 }
 
-// run hands sc to an idle worker or starts a new one.
+// run hands sc to the worker that went idle last, or starts a new one.
 func (p *workerPool) run(sc servable) {
-	select {
-	case p.work <- sc:
-	default:
-		p.wg.Add(1)
-		go p.worker(sc)
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		w := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		w.job <- sc
+		return
 	}
+	p.live++
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go p.worker(sc)
 }
 
 // worker runs sc, then the jobs handed to it, until it has been idle for
@@ -44,25 +70,53 @@ func (p *workerPool) run(sc servable) {
 // worker exits at a firing that finds it served nothing since the last.
 func (p *workerPool) worker(sc servable) {
 	defer p.wg.Done()
+	w := &worker{job: make(chan servable, 1)}
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
 		sc.serve()
 		worked := true
+		p.mu.Lock()
+		p.idle = append(p.idle, w)
+		p.mu.Unlock()
 		for sc = nil; sc == nil; {
 			select {
-			case sc = <-p.work:
+			case sc = <-w.job:
 			case <-idle.C:
-				if !worked {
+				if !worked && p.leave(w) {
 					return
 				}
 				worked = false
 				idle.Reset(workerIdle)
 			case <-p.quit:
+				p.mu.Lock()
+				p.live--
+				p.mu.Unlock()
 				return
 			}
 		}
 	}
+}
+
+// leave takes idle worker w off the stack so that it can exit; it reports
+// false when run has taken it already, and a job is on its way.
+func (p *workerPool) leave(w *worker) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := slices.Index(p.idle, w)
+	if i < 0 {
+		return false
+	}
+	p.idle = slices.Delete(p.idle, i, i+1)
+	p.live--
+	return true
+}
+
+// workers returns how many workers there are, idle or not.
+func (p *workerPool) workers() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.live
 }
 
 // stop ends idle workers and waits for all of them. Callers make sure no

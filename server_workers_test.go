@@ -49,3 +49,35 @@ func TestWorkerPoolIdleExit(t *testing.T) {
 		t.Errorf("idle workers exited %v after the last job, want about workerIdle (%v) or more", d, workerIdle)
 	}
 }
+
+// TestWorkerPoolShrinksUnderSteadyLoad: after a burst started many
+// workers, a steady stream of calls, one at a time, keeps one of them
+// busy and lets the others exit. Handed out in turn, the stream kept every
+// worker of the burst alive (each got a job every few milliseconds).
+func TestWorkerPoolShrinksUnderSteadyLoad(t *testing.T) {
+	var p workerPool
+	p.init()
+	defer p.stop()
+	const burst = 20
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	for range burst {
+		wg.Add(1)
+		p.run(jobFunc(func() { defer wg.Done(); <-release }))
+	}
+	if n := p.workers(); n != burst {
+		t.Fatalf("%d workers after a burst of %d blocked jobs, want %d", n, burst, burst)
+	}
+	close(release)
+	wg.Wait()
+	deadline := time.Now().Add(2*workerIdle + 5*time.Second)
+	for p.workers() > 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers still alive %v into a stream of one call at a time, want at most 2", p.workers(), 2*workerIdle+5*time.Second)
+		}
+		wg.Add(1)
+		p.run(jobFunc(wg.Done))
+		wg.Wait()
+		time.Sleep(time.Millisecond)
+	}
+}
