@@ -55,8 +55,10 @@ func (s *methodStats) record(d time.Duration, status wire.Status) {
 var batchQuick = 50 * time.Microsecond // tests change it
 
 // slowRunCap is the most a run counts as in a method's average, in
-// batchQuicks: a quick method's one slow run cannot make it slow, three in
-// a row do. Such a lone run is most often a pause of the process or its
+// batchQuicks: one slow run cannot make slow a method that averages under
+// 3/7 of batchQuick (the average moves by an eighth of the gap, at most
+// half a batchQuick); two or three slow runs in a row do. Such a lone run
+// is most often a pause of the process or its
 // thread (a GC, a preemption, the VM taking the core away), not a slow
 // handler. Counted in full, every one of them sent all the requests
 // buffered behind it to workers until runs there brought the average
