@@ -480,7 +480,13 @@ func (st *callState) noRoute(err error) {
 // whether to try another instance.
 func (st *callState) unsent(a *attempt, err error) bool {
 	if isNotRetryable(err) {
-		a.report(nil, nil)
+		if errors.Is(err, ErrTimeout) {
+			// Out of time on this instance (a stalled connection): counted
+			// against it, as when the call's timer ends a pending attempt.
+			a.report(err, err)
+		} else {
+			a.report(nil, nil)
+		}
 		st.mu.Lock()
 		st.removeLive(a)
 		st.mu.Unlock()

@@ -552,8 +552,11 @@ func (c *Client) writeRequest(ctx context.Context, st *callState, a *attempt, cc
 		return nil
 	}
 	if st.finished.Load() {
-		cc.cancel(seq) // finished (timed out) while we were sending
-		a.report(nil, nil)
+		// Finished (timed out, cancelled, or answered elsewhere) while we
+		// were sending. The call's done reports the attempt, with the
+		// call's outcome: a report here could come first and count a
+		// timeout on this instance as a success.
+		cc.cancel(seq)
 	}
 	return nil
 }

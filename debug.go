@@ -20,8 +20,9 @@ import (
 //
 //	http.Handle("/debug/seedrpc", srv.DebugHandler())
 //
-// Counting costs the server two clock reads and an atomic add per call,
-// whether or not the page is ever rendered.
+// Counting costs the server an atomic add per call (two for a failed one),
+// whether or not the page is ever rendered: a call's duration is measured
+// anyway, to decide where calls run.
 func (s *Server) DebugHandler() http.Handler { return debugHandler{s} }
 
 type debugHandler struct{ srv *Server }

@@ -13,8 +13,9 @@ import (
 // table points to it, allocated at Register time (apart from the table's
 // read-mostly fields, which its counters would otherwise keep evicting
 // from other cores' caches), so recording a
-// call costs two clock reads and one or two atomic adds: no lookup, no
-// lock, no allocation. Percentiles are computed only when a page is
+// call costs one or two atomic adds (its duration is measured anyway, to
+// decide where calls run): no clock read, no lookup, no lock, no
+// allocation. Percentiles are computed only when a page is
 // rendered.
 type methodStats struct {
 	errors  atomic.Uint64 // calls answered with a status other than OK
@@ -56,8 +57,8 @@ var batchQuick = 50 * time.Microsecond // tests change it
 
 // slowRunCap is the most a run counts as in a method's average, in
 // batchQuicks: one slow run cannot make slow a method that averages under
-// 3/7 of batchQuick (the average moves by an eighth of the gap, at most
-// half a batchQuick); two or three slow runs in a row do. Such a lone run
+// 4/7 of batchQuick (the average a becomes at most 7a/8 + batchQuick/2);
+// two or three slow runs in a row do. Such a lone run
 // is most often a pause of the process or its
 // thread (a GC, a preemption, the VM taking the core away), not a slow
 // handler. Counted in full, every one of them sent all the requests
