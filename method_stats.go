@@ -58,16 +58,16 @@ var batchQuick = 50 * time.Microsecond // tests change it
 // slowRunCap is the most a run counts as in a method's average, in
 // batchQuicks: one slow run cannot make slow a method that averages under
 // 4/7 of batchQuick (the average a becomes at most 7a/8 + batchQuick/2);
-// two or three slow runs in a row do. Such a lone run
-// is most often a pause of the process or its
-// thread (a GC, a preemption, the VM taking the core away), not a slow
-// handler. Counted in full, every one of them sent all the requests
-// buffered behind it to workers until runs there brought the average
-// down: bursts of hundreds of worker goroutines at 256 callers, which
-// stayed alive, each a stack every garbage collection scanned, and took
-// a fifth of the server's CPU (docs/BENCHMARKS.md, issue 15). A handler
-// that is really slow costs the calls behind it up to three inline runs,
-// each bounded by the inline guard, before its calls go to workers.
+// two or three slow runs in a row do. Such a lone slow run is most often
+// a pause of the process or its thread (a GC, a preemption, the VM taking
+// the core away), not a slow handler. Counted in full, every one of them
+// sent all the requests buffered behind it to workers until runs there
+// brought the average down: bursts of hundreds of worker goroutines at
+// 256 callers, which stayed alive, each a stack every garbage collection
+// scanned; without them the server's CPU per call fell by a sixth
+// (docs/BENCHMARKS.md, issue 15, sixth step). A handler that is really
+// slow costs the calls behind it up to three inline runs, each bounded by
+// the inline guard, before its calls go to workers.
 const slowRunCap = 4
 
 // ranInline notes an inline run of the method whose handler (with the

@@ -23,8 +23,9 @@ const workerIdle = 250 * time.Millisecond
 // the workers at the bottom of the stack get nothing and exit. Handed out
 // in turn, as an unbuffered channel does, the jobs kept every worker a
 // burst ever started alive: 255 idle goroutines on a server of 256
-// callers whose handlers take microseconds, whose stacks every garbage
-// collection scanned (a third of its cost; docs/BENCHMARKS.md, issue 15).
+// callers whose handlers take microseconds, each a stack every garbage
+// collection scanned and a timer firing four times a second
+// (docs/BENCHMARKS.md, issue 15, sixth step).
 type workerPool struct {
 	quit chan struct{} // closed by stop
 	wg   sync.WaitGroup
