@@ -186,6 +186,9 @@ func runAll(ctx context.Context, opts options, stdout, stderr io.Writer) error {
 			}
 			rs, err := runSystem(ctx, sys, opts)
 			for _, r := range rs {
+				if rounds > 1 {
+					r.round = round
+				}
 				key := fmt.Sprintf("%s/%d", r.System, r.Concurrency)
 				if _, ok := byPoint[key]; !ok {
 					order = append(order, key)
@@ -205,8 +208,9 @@ func runAll(ctx context.Context, opts options, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	var results []result
+	var results, all []result
 	for _, key := range order {
+		all = append(all, byPoint[key]...)
 		r := median(byPoint[key])
 		results = append(results, r)
 		if rounds > 1 {
@@ -218,7 +222,7 @@ func runAll(ctx context.Context, opts options, stdout, stderr io.Writer) error {
 	if !opts.json {
 		printLegend(stdout, opts)
 		printTargets(stdout, results)
-		printTargets15(stdout, results)
+		printTargets15(stdout, results, all)
 	}
 	if opts.svg != "" && len(results) > 0 {
 		if err := os.WriteFile(opts.svg, []byte(renderSVG(results, info)), 0o644); err != nil {

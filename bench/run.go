@@ -14,6 +14,9 @@ import (
 // result is one measured (system, concurrency) point. The first nine JSON
 // fields are the issue's contract; the split fields help profiling.
 type result struct {
+	// round is the round (1, 2, ...) the result was measured in, 0 when
+	// the run had one.
+	round         int
 	System        string  `json:"system"`
 	Concurrency   int     `json:"concurrency"`
 	CallsPerSec   float64 `json:"calls_per_sec"`

@@ -13,7 +13,7 @@ func TestPrintTargets15(t *testing.T) {
 		{System: "rawmux", Concurrency: 256, CallsPerSec: 100000},
 	}
 	var b strings.Builder
-	printTargets15(&b, results)
+	printTargets15(&b, results, nil)
 	out := b.String()
 	for _, want := range []string{
 		"FAIL   1 callers: seedrpc p50 / rawtcp's = 1.60 (want <= 1.50)",
@@ -27,5 +27,33 @@ func TestPrintTargets15(t *testing.T) {
 	}
 	if strings.Contains(out, " 16 callers") {
 		t.Errorf("printTargets15 printed a target for a concurrency not run:\n%s", out)
+	}
+}
+
+// TestPrintTargets15Rounds: with several rounds, a ratio is the median of
+// the ratios within each round, not the ratio of two median rows that may
+// come from rounds under different loads.
+func TestPrintTargets15Rounds(t *testing.T) {
+	all := []result{
+		{round: 1, System: "seedrpc", Concurrency: 1, CallsPerSec: 20000, P50us: 40},
+		{round: 2, System: "seedrpc", Concurrency: 1, CallsPerSec: 14000, P50us: 45},
+		{round: 3, System: "seedrpc", Concurrency: 1, CallsPerSec: 15000, P50us: 50},
+		{round: 1, System: "rawtcp", Concurrency: 1, CallsPerSec: 25000, P50us: 30},
+		{round: 2, System: "rawtcp", Concurrency: 1, CallsPerSec: 20000, P50us: 35},
+		{round: 3, System: "rawtcp", Concurrency: 1, CallsPerSec: 30000, P50us: 25},
+	}
+	// The median rows: seedrpc's round 3 and rawtcp's round 1, whose
+	// ratios (0.60 and 1.67) mix two loads.
+	results := []result{median(all[:3]), median(all[3:])}
+	var b strings.Builder
+	printTargets15(&b, results, all)
+	out := b.String()
+	for _, want := range []string{
+		"PASS   1 callers: seedrpc calls/s / rawtcp's = 0.70 (want >= 0.60), median of 3 rounds (0.50–0.80)",
+		"PASS   1 callers: seedrpc p50 / rawtcp's = 1.33 (want <= 1.50), median of 3 rounds (1.29–2.00)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("printTargets15 output lacks %q:\n%s", want, out)
+		}
 	}
 }
