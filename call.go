@@ -196,6 +196,18 @@ func (a *attempt) report(err, transportErr error) {
 	}
 }
 
+// ended reports an attempt that the call's outcome err ended, not an
+// answer or a failure of its own: a timeout counts against its instance
+// (the instance took too long), anything else (the caller cancelled,
+// another attempt answered) counts neither way.
+func (a *attempt) ended(err error) {
+	if errors.Is(err, ErrTimeout) {
+		a.report(err, err)
+	} else {
+		a.report(nil, nil)
+	}
+}
+
 // attemptFailed decides between another attempt and failing the call.
 func (st *callState) attemptFailed(a *attempt, err error, sent bool) {
 	a.report(err, err)
@@ -480,13 +492,7 @@ func (st *callState) noRoute(err error) {
 // whether to try another instance.
 func (st *callState) unsent(a *attempt, err error) bool {
 	if isNotRetryable(err) {
-		if errors.Is(err, ErrTimeout) {
-			// Out of time on this instance (a stalled connection): counted
-			// against it, as when the call's timer ends a pending attempt.
-			a.report(err, err)
-		} else {
-			a.report(nil, nil)
-		}
+		a.ended(err) // out of time on a stalled connection, or cancelled
 		st.mu.Lock()
 		st.removeLive(a)
 		st.mu.Unlock()
@@ -581,11 +587,7 @@ func (st *callState) done(winner *attempt, err error) {
 		s.cc.cancel(s.seq)
 	}
 	for _, a := range losers {
-		if errors.Is(err, ErrTimeout) {
-			a.report(err, err)
-		} else {
-			a.report(nil, nil)
-		}
+		a.ended(err)
 	}
 	call := st.call
 	call.Error = err

@@ -160,7 +160,8 @@ func (c *serverConn) readLoop() {
 		sc := c.inlineCall
 		c.inlineCall = nil
 		st := sc.stats()
-		if c.holding && (monoNow()-c.holdSince >= maxHold || !c.nextWhole() && !st.quick()) {
+		now := monoNow() // one reading for the hold and the guard
+		if c.holding && (now-c.holdSince >= maxHold || !c.nextWhole() && !st.quick()) {
 			// Held long enough; or the batch's last call, which may be
 			// slow: what is held goes before it runs.
 			c.releaseHold()
@@ -168,10 +169,10 @@ func (c *serverConn) readLoop() {
 		if !c.holding && c.nextWhole() {
 			// A batch: its responses leave together.
 			if c.holding = c.w.Hold(); c.holding {
-				c.holdSince = monoNow()
+				c.holdSince = now
 			}
 		}
-		since := int64(monoNow())
+		since := int64(now)
 		c.inlineSince.Store(since)
 		c.srv.guard.add(c.srv, c)
 		job.serve()
