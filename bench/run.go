@@ -48,6 +48,10 @@ type result struct {
 	// Garbage collections per 10,000 calls, per process (see usage.gcs).
 	ClientGCsPer10k float64 `json:"client_gcs_per_10k_calls"`
 	ServerGCsPer10k float64 `json:"server_gcs_per_10k_calls"`
+	// Goroutines of each process at the end of the window (the client's
+	// include its callers).
+	ClientGoroutines int `json:"client_goroutines"`
+	ServerGoroutines int `json:"server_goroutines"`
 }
 
 // runConfig is the part of the flags a measurement needs.
@@ -275,6 +279,8 @@ func measure(ctx context.Context, sys system, ch *child, phase *atomic.Int32, st
 		ServerCtxSwPerCall:   float64(sd.ctxsw) / n,
 		ClientGCsPer10k:      1e4 * float64(cd.gcs) / n,
 		ServerGCsPer10k:      1e4 * float64(sd.gcs) / n,
+		ClientGoroutines:     int(cd.goroutines),
+		ServerGoroutines:     int(sd.goroutines),
 	}
 	tot := cd.add(sd)
 	res.AllocsPerCall = float64(tot.mallocs) / n

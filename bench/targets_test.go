@@ -12,19 +12,12 @@ func TestPrintTargets15(t *testing.T) {
 		{System: "seedrpc", Concurrency: 256, CallsPerSec: 80000, ServerCPUusPerCall: 5.5},
 		{System: "rawmux", Concurrency: 256, CallsPerSec: 100000},
 	}
-	var b strings.Builder
-	printTargets15(&b, results, nil)
-	out := b.String()
-	for _, want := range []string{
+	out := targets15(t, results, nil,
 		"FAIL   1 callers: seedrpc p50 / rawtcp's = 1.60 (want <= 1.50)",
 		"PASS   1 callers: seedrpc calls/s / rawtcp's = 0.60 (want >= 0.60)",
 		"FAIL 256 callers: seedrpc calls/s / rawmux's = 0.80 (want >= 0.90)",
 		"PASS 256 callers: seedrpc server CPU µs/call = 5.50 (want <= 6.00)",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("printTargets15 output lacks %q:\n%s", want, out)
-		}
-	}
+	)
 	if strings.Contains(out, " 16 callers") {
 		t.Errorf("printTargets15 printed a target for a concurrency not run:\n%s", out)
 	}
@@ -45,15 +38,23 @@ func TestPrintTargets15Rounds(t *testing.T) {
 	// The median rows: seedrpc's round 3 and rawtcp's round 1, whose
 	// ratios (0.60 and 1.67) mix two loads.
 	results := []result{median(all[:3]), median(all[3:])}
+	targets15(t, results, all,
+		"PASS   1 callers: seedrpc calls/s / rawtcp's = 0.70 (want >= 0.60), median of 3 rounds (0.50–0.80)",
+		"PASS   1 callers: seedrpc p50 / rawtcp's = 1.33 (want <= 1.50), median of 3 rounds (1.29–2.00)",
+	)
+}
+
+// targets15 returns what printTargets15 prints for results (and all, the
+// rounds' results), checking that it holds every line of want.
+func targets15(t *testing.T, results, all []result, want ...string) string {
+	t.Helper()
 	var b strings.Builder
 	printTargets15(&b, results, all)
 	out := b.String()
-	for _, want := range []string{
-		"PASS   1 callers: seedrpc calls/s / rawtcp's = 0.70 (want >= 0.60), median of 3 rounds (0.50–0.80)",
-		"PASS   1 callers: seedrpc p50 / rawtcp's = 1.33 (want <= 1.50), median of 3 rounds (1.29–2.00)",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("printTargets15 output lacks %q:\n%s", want, out)
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("printTargets15 output lacks %q:\n%s", w, out)
 		}
 	}
+	return out
 }

@@ -36,6 +36,10 @@ type usage struct {
 	// (waking threads, returning and refaulting memory), so how often it
 	// runs per call is worth watching beside the bytes allocated.
 	gcs uint64
+	// goroutines is how many goroutines the process had when it was read
+	// (a level, not a count: sub and add keep the later reading's). Each is
+	// a stack every collection scans.
+	goroutines uint64
 }
 
 // schedLatencies is the runtime metric whose sample count gives
@@ -55,7 +59,7 @@ func readUsage() (usage, error) {
 		return usage{}, fmt.Errorf("bench: getrusage: %w", err)
 	}
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	u := usage{mallocs: ms.Mallocs, bytes: ms.TotalAlloc, cpu: cpu, gcs: uint64(ms.NumGC)}
+	u := usage{mallocs: ms.Mallocs, bytes: ms.TotalAlloc, cpu: cpu, gcs: uint64(ms.NumGC), goroutines: uint64(runtime.NumGoroutine())}
 	sample := []metrics.Sample{{Name: schedLatencies}}
 	metrics.Read(sample)
 	if sample[0].Value.Kind() == metrics.KindFloat64Histogram {
@@ -117,7 +121,7 @@ func (u usage) sub(o usage) usage {
 	return usage{
 		mallocs: u.mallocs - o.mallocs, bytes: u.bytes - o.bytes, cpu: u.cpu - o.cpu,
 		wakeups: u.wakeups - o.wakeups, syscr: u.syscr - o.syscr, syscw: u.syscw - o.syscw,
-		ctxsw: u.ctxsw - o.ctxsw, gcs: u.gcs - o.gcs,
+		ctxsw: u.ctxsw - o.ctxsw, gcs: u.gcs - o.gcs, goroutines: u.goroutines,
 	}
 }
 
@@ -126,21 +130,21 @@ func (u usage) add(o usage) usage {
 	return usage{
 		mallocs: u.mallocs + o.mallocs, bytes: u.bytes + o.bytes, cpu: u.cpu + o.cpu,
 		wakeups: u.wakeups + o.wakeups, syscr: u.syscr + o.syscr, syscw: u.syscw + o.syscw,
-		ctxsw: u.ctxsw + o.ctxsw, gcs: u.gcs + o.gcs,
+		ctxsw: u.ctxsw + o.ctxsw, gcs: u.gcs + o.gcs, goroutines: u.goroutines + o.goroutines,
 	}
 }
 
 // String is the line form of the control protocol:
-// "mallocs bytes cpu_ns wakeups syscr syscw ctxsw gcs".
+// "mallocs bytes cpu_ns wakeups syscr syscw ctxsw gcs goroutines".
 func (u usage) String() string {
-	return fmt.Sprintf("%d %d %d %d %d %d %d %d", u.mallocs, u.bytes, u.cpu.Nanoseconds(), u.wakeups, u.syscr, u.syscw, u.ctxsw, u.gcs)
+	return fmt.Sprintf("%d %d %d %d %d %d %d %d %d", u.mallocs, u.bytes, u.cpu.Nanoseconds(), u.wakeups, u.syscr, u.syscw, u.ctxsw, u.gcs, u.goroutines)
 }
 
 // parseUsage parses the String form.
 func parseUsage(s string) (usage, error) {
 	var u usage
 	var cpu int64
-	if _, err := fmt.Sscanf(s, "%d %d %d %d %d %d %d %d", &u.mallocs, &u.bytes, &cpu, &u.wakeups, &u.syscr, &u.syscw, &u.ctxsw, &u.gcs); err != nil {
+	if _, err := fmt.Sscanf(s, "%d %d %d %d %d %d %d %d %d", &u.mallocs, &u.bytes, &cpu, &u.wakeups, &u.syscr, &u.syscw, &u.ctxsw, &u.gcs, &u.goroutines); err != nil {
 		return usage{}, fmt.Errorf("bench: bad usage line %q: %w", s, err)
 	}
 	u.cpu = time.Duration(cpu)
