@@ -25,8 +25,7 @@ import (
 // The child prints "addr HOST:PORT" on stdout once it listens, then answers a
 // line protocol on stdin/stdout:
 //
-//	usage -> "usage MALLOCS TOTALALLOC CPU_NS WAKEUPS SYSCR SYSCW"
-//	                                    (runtime.MemStats + getrusage + runtime/metrics + /proc/self/io)
+//	usage -> "usage " + usage.String()  (runtime.MemStats + getrusage + runtime/metrics + /proc)
 //	gc    -> "ok"                               (runtime.GC, between runs)
 //	cpuprofile PATH -> "ok"                     (pprof.StartCPUProfile to PATH; runtime/trace.Start if PATH ends in .trace)
 //	cpuprofile-stop -> "ok"
