@@ -56,19 +56,24 @@ func (s *methodStats) record(d time.Duration, status wire.Status) {
 var batchQuick = 50 * time.Microsecond // tests change it
 
 // slowRunCap is the most a run counts as in a method's average, in
-// batchQuicks: one slow run cannot make slow a method that averages under
-// 4/7 of batchQuick (the average a becomes at most 7a/8 + batchQuick/2);
-// two or three slow runs in a row do. Such a lone slow run is most often
-// a pause of the process or its thread (a GC, a preemption, the VM taking
-// the core away), not a slow handler. Counted in full, every one of them
-// sent all the requests buffered behind it to workers until runs there
-// brought the average down: bursts of hundreds of worker goroutines at
-// 256 callers, which stayed alive, each a stack every garbage collection
-// scanned; without them the server's CPU per call fell by a sixth
-// (docs/BENCHMARKS.md, issue 15, sixth step). A handler that is really
-// slow costs the calls behind it up to three inline runs, each bounded by
-// the inline guard, before its calls go to workers.
-const slowRunCap = 4
+// batchQuicks: one run moves the average by at most batchQuick/4, so one
+// slow run cannot make slow a method that averages under 6/7 of
+// batchQuick (the average a becomes at most 7a/8 + batchQuick/4), nor can
+// four in a row one that averages under a tenth of it; five or six slow
+// runs in a row do (six from an average near zero). Such a short run of
+// slow runs is most often a pause of the process or its thread (a GC, a
+// preemption, the VM taking the core away), not a slow handler. Counted in
+// full, every one of them sent all the requests buffered behind it to
+// workers until runs there brought the average down: bursts of hundreds
+// of worker goroutines at 256 callers, each a stack every garbage
+// collection scanned. With a cap of 4 the bursts still came (two or three
+// paused runs in a row are not rare on a busy machine) and the server's
+// CPU per call at 256 callers was 6.4 µs; with 2, 5.9 (docs/BENCHMARKS.md,
+// issue 15, sixth and seventh steps). A handler that is really slow costs
+// the calls behind it up to six inline runs, each bounded by the inline
+// guard, before its calls go to workers; its runs there (ranOnWorker)
+// then keep it slow.
+const slowRunCap = 2
 
 // ranInline notes an inline run of the method whose handler (with the
 // decoding of its args) took d. Concurrent runs may lose an update: it is

@@ -87,31 +87,40 @@ func BenchmarkMethodStats(b *testing.B) {
 	})
 }
 
-// TestOneSlowRunKeepsMethodQuick: a quick method's single slow run (a
-// pause, most often) leaves it quick; three slow runs in a row make it
-// slow, and quick runs on workers bring it back.
+// TestOneSlowRunKeepsMethodQuick: a quick method's short run of slow runs
+// (a pause, most often) leaves it quick: four in a row do, as each counts
+// as at most slowRunCap*batchQuick; five make it slow, its slow runs on
+// workers keep it so, and quick runs there bring it back.
 func TestOneSlowRunKeepsMethodQuick(t *testing.T) {
 	var s methodStats
 	for range 20 {
 		s.ranInline(batchQuick / 10)
 	}
-	s.ranInline(time.Second)
-	if !s.quick() {
-		t.Fatalf("one run of 1s made the method slow (average %v): it counts as at most %v", time.Duration(s.inlineAvg.Load()), slowRunCap*batchQuick)
+	for i := range 4 {
+		s.ranInline(time.Second)
+		if !s.quick() {
+			t.Fatalf("%d runs of 1s in a row made the method slow (average %v): each counts as at most %v", i+1, time.Duration(s.inlineAvg.Load()), slowRunCap*batchQuick)
+		}
 	}
-	s.ranInline(time.Second)
 	s.ranInline(time.Second)
 	if s.quick() {
-		t.Fatalf("three runs of 1s in a row left the method quick (average %v)", time.Duration(s.inlineAvg.Load()))
+		t.Fatalf("five runs of 1s in a row left the method quick (average %v)", time.Duration(s.inlineAvg.Load()))
 	}
-	for i := range 10 {
+	for range 20 {
+		s.ranOnWorker(time.Second)
+	}
+	if s.quick() {
+		t.Fatalf("slow runs on workers made the method quick (average %v)", time.Duration(s.inlineAvg.Load()))
+	}
+	// From about 2*batchQuick, (7/8)^n*2 < 1 takes six quick runs.
+	for i := range 20 {
 		s.ranOnWorker(0)
 		if s.quick() {
-			if i < 1 {
-				t.Errorf("quick again after %d quick run, want a few", i+1)
+			if i+1 < 5 {
+				t.Errorf("quick again after %d quick runs, want about six", i+1)
 			}
 			return
 		}
 	}
-	t.Fatalf("ten quick runs left the method slow (average %v)", time.Duration(s.inlineAvg.Load()))
+	t.Fatalf("twenty quick runs left the method slow (average %v)", time.Duration(s.inlineAvg.Load()))
 }

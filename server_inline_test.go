@@ -177,31 +177,35 @@ func TestInlineSlowMethodRunsOnWorker(t *testing.T) {
 	cli, _, _ := newInlinePair(t)
 	setBatchQuick(t, 5*time.Millisecond)
 	var inline bool
-	// A run counts as at most slowRunCap*5ms = 20ms: after three slow runs
-	// the average is 20ms * (1 - (7/8)^3) = 6.6ms, over 5ms: slow. The
-	// first two leave it quick (one slow run is most often a pause).
-	for i := range 3 {
-		if err := cli.Call("Inline.Varying", 30*time.Millisecond, &inline); err != nil || !inline {
+	// A run counts as at most slowRunCap*5ms = 10ms: after six slow runs
+	// the average is 10ms * (1 - (7/8)^6) = 5.5ms, over 5ms: slow. The
+	// first five leave it quick (a few slow runs are most often pauses).
+	for i := range 6 {
+		if err := cli.Call("Inline.Varying", 10*time.Millisecond, &inline); err != nil || !inline {
 			t.Fatalf("slow call %d = %v, inline %v; want nil, true (not yet known slow)", i+1, err, inline)
 		}
 	}
-	if err := cli.Call("Inline.Varying", time.Duration(0), &inline); err != nil || inline {
-		t.Fatalf("Call(Inline.Varying) after three slow runs = %v, inline %v; want nil, false (on a worker)", err, inline)
+	// Its slow runs on workers keep it slow, and count: the average
+	// reaches 10ms * (1 - (7/8)^10) = 7.4ms.
+	for i := range 4 {
+		if err := cli.Call("Inline.Varying", 10*time.Millisecond, &inline); err != nil || inline {
+			t.Fatalf("Call(Inline.Varying) %d after six slow runs = %v, inline %v; want nil, false (on a worker)", i+1, err, inline)
+		}
 	}
 	// Quick runs on workers bring the average down by an eighth each:
-	// under 5ms after three (this call was the first).
+	// under 5ms after three.
 	for i := range 20 {
 		if err := cli.Call("Inline.Varying", time.Duration(0), &inline); err != nil {
 			t.Fatal(err)
 		}
 		if inline {
-			if i < 1 {
-				t.Errorf("back inline after %d quick runs, want about 3", i+1)
+			if i < 3 {
+				t.Errorf("back inline after %d quick runs, want about 3", i)
 			}
 			return
 		}
 	}
-	t.Fatal("a method that became quick never ran inline again in 21 calls")
+	t.Fatal("a method that became quick never ran inline again in 20 calls")
 }
 
 // TestInlineSlowMethodProbed: one lone call in 16 of a method that is not
@@ -212,8 +216,8 @@ func TestInlineSlowMethodProbed(t *testing.T) {
 	cli, _, _ := newInlinePair(t)
 	setBatchQuick(t, 5*time.Millisecond)
 	var inline bool
-	for i := range 3 { // three slow runs make it slow (slowRunCap)
-		if err := cli.Call("Inline.Varying", 30*time.Millisecond, &inline); err != nil || !inline {
+	for i := range 6 { // six slow runs make it slow (slowRunCap)
+		if err := cli.Call("Inline.Varying", 10*time.Millisecond, &inline); err != nil || !inline {
 			t.Fatalf("slow call %d = %v, inline %v; want nil, true (not yet known slow)", i+1, err, inline)
 		}
 	}
