@@ -177,11 +177,12 @@ func TestInlineSlowMethodRunsOnWorker(t *testing.T) {
 	cli, _, _ := newInlinePair(t)
 	setBatchQuick(t, 5*time.Millisecond)
 	var inline bool
-	// A run counts as at most slowRunCap*5ms = 10ms: after six slow runs
-	// the average is 10ms * (1 - (7/8)^6) = 5.5ms, over 5ms: slow. The
-	// first five leave it quick (a few slow runs are most often pauses).
+	// A run of 20ms counts as at most slowRunCap*5ms = 10ms: after six
+	// slow runs the average is 10ms * (1 - (7/8)^6) = 5.5ms, over 5ms:
+	// slow. The first five leave it quick (a few slow runs are most often
+	// pauses).
 	for i := range 6 {
-		if err := cli.Call("Inline.Varying", 10*time.Millisecond, &inline); err != nil || !inline {
+		if err := cli.Call("Inline.Varying", 20*time.Millisecond, &inline); err != nil || !inline {
 			t.Fatalf("slow call %d = %v, inline %v; want nil, true (not yet known slow)", i+1, err, inline)
 		}
 	}
@@ -217,7 +218,7 @@ func TestInlineSlowMethodProbed(t *testing.T) {
 	setBatchQuick(t, 5*time.Millisecond)
 	var inline bool
 	for i := range 6 { // six slow runs make it slow (slowRunCap)
-		if err := cli.Call("Inline.Varying", 10*time.Millisecond, &inline); err != nil || !inline {
+		if err := cli.Call("Inline.Varying", 20*time.Millisecond, &inline); err != nil || !inline {
 			t.Fatalf("slow call %d = %v, inline %v; want nil, true (not yet known slow)", i+1, err, inline)
 		}
 	}
