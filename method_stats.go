@@ -68,8 +68,9 @@ var batchQuick = 50 * time.Microsecond // tests change it
 // of worker goroutines at 256 callers, each a stack every garbage
 // collection scanned. With a cap of 4 the bursts still came (two or three
 // paused runs in a row are not rare on a busy machine) and the server's
-// CPU per call at 256 callers was 6.4 µs; with 2, 5.9 (docs/BENCHMARKS.md,
-// issue 15, sixth and seventh steps). A handler that is really slow costs
+// CPU per call at 256 callers was 6.4–6.5 µs; with 2, 5.9–6.0, medians
+// of alternated rounds (docs/BENCHMARKS.md, issue 15, sixth and seventh
+// steps). A handler that is really slow costs
 // the calls behind it up to six inline runs, each bounded by the inline
 // guard, before its calls go to workers; its runs there (ranOnWorker)
 // then keep it slow.
