@@ -33,9 +33,9 @@ func TestHarnessSmoke(t *testing.T) {
 	defer cancel()
 	for _, sys := range append(systems(), extraSystems()...) {
 		t.Run(sys.name, func(t *testing.T) {
-			modes := []bool{false}
+			modes := []codecMode{codecNone}
 			if sys.name == "rawtcp" || sys.name == "rawmux" {
-				modes = append(modes, true) // -rawcodec changes only the raw systems
+				modes = append(modes, codecV5, codecSeedrpc) // -rawcodec changes only the raw systems
 			}
 			for _, rawCodec := range modes {
 				opts := options{
@@ -84,7 +84,7 @@ func TestMessageSizes(t *testing.T) {
 		t.Errorf("len(fillString) = %d, want 54", len(fillString))
 	}
 	var m BenchmarkMessage
-	if err := newStructCodec().decode(b, &m); err != nil {
+	if err := newStructCodec(codecV5).decode(b, &m); err != nil {
 		t.Fatal(err)
 	}
 	if err := checkReply(&m); err != nil {
@@ -149,7 +149,7 @@ func BenchmarkCodec(b *testing.B) {
 		array bool
 	}{{"msgpack-map", false}, {"msgpack-array", true}} {
 		b.Run(tt.name, func(b *testing.B) {
-			c := newStructCodec()
+			c := newStructCodec(codecV5)
 			c.enc.UseArrayEncodedStructs(tt.array)
 			req := newMessage()
 			var buf []byte

@@ -40,7 +40,7 @@ const childTimeout = 10 * time.Second
 
 // serveMain is the child's main: it serves system name on addr until stdin
 // says quit or closes.
-func serveMain(name, addr string, rawCodec bool, stdin io.Reader, stdout io.Writer) error {
+func serveMain(name, addr string, rawCodec codecMode, stdin io.Reader, stdout io.Writer) error {
 	var srv server
 	if spec, ok := strings.CutPrefix(name, overloadPrefix); ok {
 		s, err := newOverloadServer(spec)
@@ -132,14 +132,14 @@ type child struct {
 
 // startChild starts the server of system name in a child process and waits
 // for its address. The child is killed when ctx is done.
-func startChild(ctx context.Context, name string, rawCodec bool) (*child, error) {
+func startChild(ctx context.Context, name string, rawCodec codecMode) (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("bench: executable: %w", err)
 	}
 	args := []string{"-serve", name, "-addr", "127.0.0.1:0"}
-	if rawCodec {
-		args = append(args, "-rawcodec")
+	if rawCodec.on() {
+		args = append(args, "-rawcodec="+string(rawCodec))
 	}
 	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Stderr = os.Stderr

@@ -79,7 +79,7 @@ func (cfg holConfig) bigSize() int {
 
 // runHOL starts the seedrpc-large server and measures every pool size.
 func runHOL(ctx context.Context, cfg holConfig, jsonOut bool, stdout, stderr io.Writer) error {
-	ch, err := startChild(ctx, "seedrpc-large", false)
+	ch, err := startChild(ctx, "seedrpc-large", codecNone)
 	if err != nil {
 		return err
 	}

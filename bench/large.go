@@ -175,7 +175,7 @@ func largeSystems() []system {
 	return []system{
 		{
 			name: "seedrpc-large",
-			newServer: func(bool) (server, error) {
+			newServer: func(codecMode) (server, error) {
 				s := rpc.NewServer()
 				if err := s.RegisterName("Large", &LargeService{}); err != nil {
 					return nil, err
@@ -186,7 +186,7 @@ func largeSystems() []system {
 		},
 		{
 			name: "seedrpc-large-s2",
-			newServer: func(bool) (server, error) {
+			newServer: func(codecMode) (server, error) {
 				s := rpc.NewServer(rpc.WithCompression(largeCompressMin))
 				if err := s.RegisterName("Large", &LargeService{}); err != nil {
 					return nil, err
@@ -197,7 +197,7 @@ func largeSystems() []system {
 		},
 		{
 			name:      "rawtcp-large",
-			newServer: func(bool) (server, error) { return newRawLargeServer(), nil },
+			newServer: func(codecMode) (server, error) { return newRawLargeServer(), nil },
 			describe:  "length-prefixed echo: read the whole body, then write it back",
 		},
 	}

@@ -63,7 +63,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	conc := fs.String("concurrency", "1,16,256", "comma-separated numbers of concurrent callers")
 	sysList := fs.String("systems", "all", "comma-separated systems: seedrpc, netrpc-gob, netrpc-msgpack, grpc-msgpack, rawtcp, rawmux; not in all: seedrpc-ic3, seedrpc-typed, seedrpc-json")
 	conns := fs.Int("conns", 10, "client connections for seedrpc's pool, rawmux, net/rpc and grpc (rawtcp uses one per caller)")
-	rawCodec := fs.Bool("rawcodec", false, "raw systems msgpack-encode/decode the struct on both sides instead of echoing pre-encoded bytes")
+	var rawCodec codecMode
+	fs.Var(codecFlag{&rawCodec}, "rawcodec", "raw systems msgpack-decode/encode the struct on both sides instead of echoing pre-encoded bytes: with msgpack v5 as the peers (-rawcodec, =v5), or with seedrpc's codec (=seedrpc)")
 	jsonOut := fs.Bool("json", false, "print one JSON object per result line instead of a table")
 	rounds := fs.Int("rounds", 1, "repeat every measurement this many times and report the median (by calls/s)")
 	profDir := fs.String("cpuprofile", "", "write CPU profiles of client and server for each measured window into this directory (skews the numbers)")
@@ -86,11 +87,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return fmt.Errorf("bench: unexpected arguments %q", fs.Args())
 	}
 	if *serve != "" {
-		return serveMain(*serve, *addr, *rawCodec, stdin, stdout)
+		return serveMain(*serve, *addr, rawCodec, stdin, stdout)
 	}
 
 	opts := options{
-		runConfig: runConfig{warmup: *warmup, duration: *duration, conns: *conns, rawCodec: *rawCodec, profileDir: *profDir, trace: *traceOn},
+		runConfig: runConfig{warmup: *warmup, duration: *duration, conns: *conns, rawCodec: rawCodec, profileDir: *profDir, trace: *traceOn},
 		json:      *jsonOut,
 		svg:       *svg,
 		rounds:    *rounds,

@@ -207,7 +207,7 @@ func runOverload(ctx context.Context, cfg overloadConfig, run runConfig, rounds 
 // loop at factor × that capacity, each server in its own child, then the
 // capacity again; goodput is judged against the larger of the two.
 func overloadRound(ctx context.Context, cfg overloadConfig, run runConfig, stderr io.Writer) ([]overloadResult, error) {
-	base, err := startChild(ctx, overloadSpec("default", cfg), false)
+	base, err := startChild(ctx, overloadSpec("default", cfg), codecNone)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +248,7 @@ func overloadRound(ctx context.Context, cfg overloadConfig, run runConfig, stder
 // overloadOne offers rate calls per second open loop to a server child of
 // one configuration.
 func overloadOne(ctx context.Context, cfg overloadConfig, run runConfig, limit string, rate float64) (overloadResult, error) {
-	ch, err := startChild(ctx, overloadSpec(limit, cfg), false)
+	ch, err := startChild(ctx, overloadSpec(limit, cfg), codecNone)
 	if err != nil {
 		return overloadResult{}, err
 	}

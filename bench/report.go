@@ -78,8 +78,8 @@ func printLegend(w io.Writer, opts options) {
 	fmt.Fprintln(w, "GC/10k counts each process's garbage collections per 10,000 calls.")
 	for _, s := range opts.systems {
 		d := s.describe
-		if opts.rawCodec && (s.name == "rawtcp" || s.name == "rawmux") {
-			d += "; -rawcodec: msgpack encode+decode on both sides"
+		if opts.rawCodec.on() && (s.name == "rawtcp" || s.name == "rawmux") {
+			d += "; -rawcodec=" + string(opts.rawCodec) + ": msgpack decode+encode on both sides"
 		} else if s.name == "rawtcp" || s.name == "rawmux" {
 			d += "; echoes pre-encoded bytes, no codec"
 		}

@@ -59,7 +59,7 @@ type runConfig struct {
 	warmup   time.Duration
 	duration time.Duration
 	conns    int
-	rawCodec bool
+	rawCodec codecMode
 	// profileDir, when set, receives CPU profiles of the measured window:
 	// SYSTEM-cN-client.pprof and SYSTEM-cN-server.pprof.
 	profileDir string

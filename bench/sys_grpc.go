@@ -72,7 +72,7 @@ func grpcEchoDesc() *grpc.ServiceDesc {
 func grpcMsgpackSystem() system {
 	return system{
 		name: "grpc-msgpack",
-		newServer: func(bool) (server, error) {
+		newServer: func(codecMode) (server, error) {
 			s := grpc.NewServer()
 			s.RegisterService(grpcEchoDesc(), grpcEcho{})
 			return grpcServer{s}, nil

@@ -21,7 +21,7 @@ import (
 func netrpcGobSystem() system {
 	return system{
 		name:      "netrpc-gob",
-		newServer: func(bool) (server, error) { return newNetrpcServer(nil) },
+		newServer: func(codecMode) (server, error) { return newNetrpcServer(nil) },
 		dial: func(cfg dialConfig) (client, error) {
 			return dialNetrpc(cfg, func(c net.Conn) *rpc.Client { return rpc.NewClient(c) })
 		},
@@ -32,7 +32,7 @@ func netrpcGobSystem() system {
 func netrpcMsgpackSystem() system {
 	return system{
 		name: "netrpc-msgpack",
-		newServer: func(bool) (server, error) {
+		newServer: func(codecMode) (server, error) {
 			return newNetrpcServer(func(c net.Conn) rpc.ServerCodec { return newMsgpackServerCodec(c) })
 		},
 		dial: func(cfg dialConfig) (client, error) {

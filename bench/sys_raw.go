@@ -39,7 +39,7 @@ var errRawFrameTooLarge = errors.New("bench: raw frame too large")
 func rawTCPSystem() system {
 	return system{
 		name:      "rawtcp",
-		newServer: func(rawCodec bool) (server, error) { return newRawServer(rawCodec, false), nil },
+		newServer: func(rawCodec codecMode) (server, error) { return newRawServer(rawCodec, false), nil },
 		dial:      dialRawTCP,
 		describe:  "length-prefixed ping-pong, one connection per caller, echo in the read loop",
 	}
@@ -48,7 +48,7 @@ func rawTCPSystem() system {
 func rawMuxSystem() system {
 	return system{
 		name:      "rawmux",
-		newServer: func(rawCodec bool) (server, error) { return newRawServer(rawCodec, true), nil },
+		newServer: func(rawCodec codecMode) (server, error) { return newRawServer(rawCodec, true), nil },
 		dial:      dialRawMux,
 		describe:  "seq-numbered frames multiplexed over -conns connections, one reader goroutine per conn, pending map, coalesced writes",
 	}
@@ -60,16 +60,19 @@ type sliceWriter struct{ b []byte }
 func (w *sliceWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
 func (w *sliceWriter) WriteByte(c byte) error      { w.b = append(w.b, c); return nil }
 
-// structCodec is a reusable msgpack encoder/decoder pair for one goroutine.
+// structCodec is a reusable msgpack encoder/decoder pair for one goroutine:
+// msgpack v5's, or seedrpc's codec (codecSeedrpc), which keeps no state.
 type structCodec struct {
-	w   sliceWriter
-	enc *msgpack.Encoder
-	r   bytes.Reader
-	dec *msgpack.Decoder
+	seedrpc bool
+	w       sliceWriter
+	enc     *msgpack.Encoder
+	r       bytes.Reader
+	dec     *msgpack.Decoder
 }
 
-func newStructCodec() *structCodec {
-	c := &structCodec{}
+// newStructCodec returns a codec of mode, v5's unless mode is codecSeedrpc.
+func newStructCodec(mode codecMode) *structCodec {
+	c := &structCodec{seedrpc: mode == codecSeedrpc}
 	c.enc = msgpack.NewEncoder(&c.w)
 	c.dec = msgpack.NewDecoder(&c.r)
 	return c
@@ -77,6 +80,9 @@ func newStructCodec() *structCodec {
 
 // appendEncode appends the encoding of m to dst.
 func (c *structCodec) appendEncode(dst []byte, m *BenchmarkMessage) ([]byte, error) {
+	if c.seedrpc {
+		return seedrpcMsgpack.AppendMarshal(dst, m)
+	}
 	c.w.b = dst
 	err := c.enc.Encode(m)
 	dst, c.w.b = c.w.b, nil
@@ -85,6 +91,9 @@ func (c *structCodec) appendEncode(dst []byte, m *BenchmarkMessage) ([]byte, err
 
 // decode decodes data into m.
 func (c *structCodec) decode(data []byte, m *BenchmarkMessage) error {
+	if c.seedrpc {
+		return seedrpcMsgpack.Unmarshal(data, m)
+	}
 	c.r.Reset(data)
 	c.dec.Reset(&c.r)
 	return c.dec.Decode(m)
@@ -94,7 +103,7 @@ func (c *structCodec) decode(data []byte, m *BenchmarkMessage) error {
 // coalesced: the read loop answers every complete frame already buffered and
 // writes all the answers with one write.
 type rawServer struct {
-	rawCodec bool
+	rawCodec codecMode
 	mux      bool
 
 	wg    sync.WaitGroup
@@ -102,7 +111,7 @@ type rawServer struct {
 	conns map[net.Conn]struct{}
 }
 
-func newRawServer(rawCodec, mux bool) *rawServer {
+func newRawServer(rawCodec codecMode, mux bool) *rawServer {
 	return &rawServer{rawCodec: rawCodec, mux: mux, conns: make(map[net.Conn]struct{})}
 }
 
@@ -150,8 +159,8 @@ func (s *rawServer) serveConn(c net.Conn) error {
 		msg   BenchmarkMessage
 		codec *structCodec
 	)
-	if s.rawCodec {
-		codec = newStructCodec()
+	if s.rawCodec.on() {
+		codec = newStructCodec(s.rawCodec)
 	}
 	for {
 		hdr, err := r.Peek(hdrSize)
@@ -173,7 +182,7 @@ func (s *rawServer) serveConn(c net.Conn) error {
 		if _, err := io.ReadFull(r, in); err != nil {
 			return err
 		}
-		if s.rawCodec {
+		if s.rawCodec.on() {
 			msg = BenchmarkMessage{}
 			if err := codec.decode(in, &msg); err != nil {
 				return err
@@ -221,7 +230,7 @@ type rawTCPCaller struct {
 }
 
 func encodeFilled() ([]byte, error) {
-	return newStructCodec().appendEncode(nil, newMessage())
+	return newStructCodec(codecV5).appendEncode(nil, newMessage())
 }
 
 func dialRawTCP(cfg dialConfig) (client, error) {
@@ -229,7 +238,7 @@ func dialRawTCP(cfg dialConfig) (client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &rawTCPClient{rawCodec: cfg.rawCodec, want: want}
+	c := &rawTCPClient{rawCodec: cfg.rawCodec.on(), want: want}
 	for range cfg.callers {
 		conn, err := net.Dial("tcp", cfg.addr)
 		if err != nil {
@@ -237,8 +246,8 @@ func dialRawTCP(cfg dialConfig) (client, error) {
 			return nil, err
 		}
 		cl := &rawTCPCaller{conn: conn, r: bufio.NewReaderSize(conn, rawBufSize)}
-		if cfg.rawCodec {
-			cl.codec = newStructCodec()
+		if cfg.rawCodec.on() {
+			cl.codec = newStructCodec(cfg.rawCodec)
 		} else {
 			cl.frame = binary.BigEndian.AppendUint32(nil, uint32(len(want)))
 			cl.frame = append(cl.frame, want...)
@@ -334,7 +343,7 @@ func dialRawMux(cfg dialConfig) (client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &rawMuxClient{rawCodec: cfg.rawCodec, want: want}
+	c := &rawMuxClient{rawCodec: cfg.rawCodec.on(), want: want}
 	for range cfg.conns {
 		conn, err := net.Dial("tcp", cfg.addr)
 		if err != nil {
@@ -347,8 +356,8 @@ func dialRawMux(cfg dialConfig) (client, error) {
 	}
 	for range cfg.callers {
 		call := &muxCall{done: make(chan struct{}, 1)}
-		if cfg.rawCodec {
-			call.codec = newStructCodec()
+		if cfg.rawCodec.on() {
+			call.codec = newStructCodec(cfg.rawCodec)
 		}
 		c.calls = append(c.calls, call)
 	}

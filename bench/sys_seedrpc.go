@@ -14,7 +14,7 @@ import (
 func seedrpcSystem() system {
 	return system{
 		name: "seedrpc",
-		newServer: func(bool) (server, error) {
+		newServer: func(codecMode) (server, error) {
 			s := rpc.NewServer()
 			if err := s.RegisterName("Echo", &SeedEcho{}); err != nil {
 				return nil, err

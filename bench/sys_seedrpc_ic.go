@@ -14,7 +14,7 @@ import (
 func seedrpcInterceptedSystem() system {
 	return system{
 		name: "seedrpc-ic3",
-		newServer: func(bool) (server, error) {
+		newServer: func(codecMode) (server, error) {
 			s := rpc.NewServer(rpc.WithServerInterceptor(passServer, passServer, passServer))
 			if err := s.RegisterName("Echo", &SeedEcho{}); err != nil {
 				return nil, err

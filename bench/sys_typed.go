@@ -15,7 +15,7 @@ import (
 func seedrpcTypedSystem() system {
 	return system{
 		name: "seedrpc-typed",
-		newServer: func(bool) (server, error) {
+		newServer: func(codecMode) (server, error) {
 			s := rpc.NewServer()
 			err := rpc.HandleFunc(s, "Echo.Echo", func(_ context.Context, m *BenchmarkMessage) (BenchmarkMessage, error) {
 				return *m, nil

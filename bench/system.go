@@ -30,16 +30,16 @@ type client interface {
 // dialConfig is what a client of any system is built from.
 type dialConfig struct {
 	addr     string
-	conns    int  // connections for pooled/multiplexed systems
-	callers  int  // number of calling goroutines
-	rawCodec bool // raw systems encode/decode the struct with msgpack
+	conns    int       // connections for pooled/multiplexed systems
+	callers  int       // number of calling goroutines
+	rawCodec codecMode // what the raw systems do with the message (-rawcodec)
 }
 
 // system is one RPC stack under test.
 type system struct {
 	name string
 	// newServer builds the server side (in the child process).
-	newServer func(rawCodec bool) (server, error)
+	newServer func(rawCodec codecMode) (server, error)
 	// dial builds the client side (in the harness process).
 	dial func(cfg dialConfig) (client, error)
 	// describe is one line for the table footer and the docs.

@@ -63,7 +63,7 @@ func runThroughput(ctx context.Context, cfg tputConfig, jsonOut bool, stdout, st
 	raw := map[string]float64{}
 	for _, name := range []string{"rawtcp-large", "seedrpc-large", "seedrpc-large-s2"} {
 		err := func() error {
-			ch, err := startChild(ctx, name, false)
+			ch, err := startChild(ctx, name, codecNone)
 			if err != nil {
 				return err
 			}
