@@ -70,10 +70,12 @@ var batchQuick = 50 * time.Microsecond // tests change it
 // paused runs in a row are not rare on a busy machine) and the server's
 // CPU per call at 256 callers was 6.4–6.5 µs; with 2, 5.9–6.0, medians
 // of alternated rounds (docs/BENCHMARKS.md, issue 15, sixth and seventh
-// steps). A handler that is really slow costs
-// the calls behind it up to six inline runs, each bounded by the inline
-// guard, before its calls go to workers; its runs there (ranOnWorker)
-// then keep it slow.
+// steps). A handler that is really slow (two batchQuicks or more a run)
+// costs the calls behind it up to six inline runs, each bounded by the
+// inline guard, before its calls go to workers; one just over batchQuick
+// takes more runs to tell from a quick one (about fourteen at 1.2 ×
+// batchQuick), each holding the calls behind it only that long. Its runs on
+// workers (ranOnWorker) then keep it slow.
 const slowRunCap = 2
 
 // ranInline notes an inline run of the method whose handler (with the

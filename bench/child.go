@@ -20,7 +20,7 @@ import (
 // The server of each system runs in a child process: the harness re-executes
 // its own binary as
 //
-//	bench -serve SYSTEM -addr 127.0.0.1:0 [-rawcodec]
+//	bench -serve SYSTEM -addr 127.0.0.1:0 [-rawcodec=MODE]
 //
 // The child prints "addr HOST:PORT" on stdout once it listens, then answers a
 // line protocol on stdin/stdout:
@@ -130,6 +130,16 @@ type child struct {
 	addr     string
 }
 
+// childArgs is the child's command line (after the program name): what
+// -serve parses, with the parent's -rawcodec mode.
+func childArgs(name string, rawCodec codecMode) []string {
+	args := []string{"-serve", name, "-addr", "127.0.0.1:0"}
+	if rawCodec.on() {
+		args = append(args, "-rawcodec="+string(rawCodec))
+	}
+	return args
+}
+
 // startChild starts the server of system name in a child process and waits
 // for its address. The child is killed when ctx is done.
 func startChild(ctx context.Context, name string, rawCodec codecMode) (*child, error) {
@@ -137,11 +147,7 @@ func startChild(ctx context.Context, name string, rawCodec codecMode) (*child, e
 	if err != nil {
 		return nil, fmt.Errorf("bench: executable: %w", err)
 	}
-	args := []string{"-serve", name, "-addr", "127.0.0.1:0"}
-	if rawCodec.on() {
-		args = append(args, "-rawcodec="+string(rawCodec))
-	}
-	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd := exec.CommandContext(ctx, exe, childArgs(name, rawCodec)...)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = childSysProcAttr()
 	cmd.WaitDelay = time.Second

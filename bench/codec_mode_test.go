@@ -69,3 +69,21 @@ func TestStructCodecModes(t *testing.T) {
 		}
 	}
 }
+
+// TestChildArgsCarryCodecMode: the child parses the parent's -rawcodec mode
+// from the arguments it is started with (both codecs encode the message
+// alike, so a run would not show a child on the wrong one).
+func TestChildArgsCarryCodecMode(t *testing.T) {
+	for _, want := range []codecMode{codecNone, codecV5, codecSeedrpc} {
+		args := childArgs("rawtcp", want)
+		var got codecMode
+		fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		serve := fs.String("serve", "", "")
+		fs.String("addr", "", "")
+		fs.Var(codecFlag{&got}, "rawcodec", "")
+		if err := fs.Parse(args); err != nil || got != want || *serve != "rawtcp" {
+			t.Errorf("childArgs(rawtcp, %q) = %q: parsed mode %q, serve %q, error %v", want, args, got, *serve, err)
+		}
+	}
+}

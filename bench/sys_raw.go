@@ -25,7 +25,9 @@ import (
 // issue's "0 allocs" rows measure: framing + syscalls + scheduling only.
 // With -rawcodec both sides do real work instead: the client msgpack-encodes
 // the request struct and decodes the reply into a struct; the server decodes
-// the request into a struct and encodes it back (reused encoders/decoders).
+// the request into a struct and encodes it back, with msgpack v5 (reused
+// encoders/decoders) or, with -rawcodec=seedrpc, seedrpc's codec (its own
+// pools; see codecMode).
 
 const (
 	rawLenSize    = 4
