@@ -153,8 +153,8 @@ func TestBatchHoldReleasedBeforeRead(t *testing.T) {
 // TestBatchSlowCallDoesNotHoldOthers: a call in a batch that turns out
 // slow has the reading (and the held responses) taken from it: the
 // requests behind it are answered while it still runs, and its run counts
-// in its method's average (three such make it slow:
-// TestInlineSlowMethodRunsOnWorker).
+// in its method's average, capped (five or six such in a row make it
+// slow: TestOneSlowRunKeepsMethodQuick, TestInlineSlowMethodRunsOnWorker).
 func TestBatchSlowCallDoesNotHoldOthers(t *testing.T) {
 	svc, nc, _, srv := batchServer(t)
 	req := append(frame(wire.TypeRequest, 1, "Inline.Fast", mpZero), frame(wire.TypeRequest, 2, "Inline.Block", mpZero)...)

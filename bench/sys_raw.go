@@ -75,6 +75,9 @@ type structCodec struct {
 // newStructCodec returns a codec of mode, v5's unless mode is codecSeedrpc.
 func newStructCodec(mode codecMode) *structCodec {
 	c := &structCodec{seedrpc: mode == codecSeedrpc}
+	if c.seedrpc {
+		return c // no v5 encoder or decoder to keep
+	}
 	c.enc = msgpack.NewEncoder(&c.w)
 	c.dec = msgpack.NewDecoder(&c.r)
 	return c
